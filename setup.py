@@ -1,0 +1,68 @@
+"""Install san_plugin, its dependencies, and the start-up hook that lets BasicSR's own entry points find it."""
+
+import os
+import shutil
+
+from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+from setuptools.command.editable_wheel import editable_wheel
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# Start-up hook: a one-line .pth in site-packages that imports `_san_plugin_autoload`, so that BasicSR's own entry
+# points (`python -m basicsr.train`, a checkout's `basicsr/train.py`) find the plugin. Wheels carry it at their root;
+# setuptools has no public option for a root file, hence the two small command subclasses below.
+AUTOLOAD_PTH = 'san_plugin-autoload.pth'
+
+
+def read_version():
+    scope = {}
+    with open(os.path.join(HERE, 'san_plugin', 'version.py'), encoding='utf-8') as f:
+        exec(f.read(), scope)
+    return scope['__version__']
+
+
+class BuildPyWithAutoload(build_py):
+    """Regular wheels (`pip install .`): put the start-up hook at the root of the build tree."""
+
+    def run(self):
+        super().run()
+        shutil.copy(os.path.join(HERE, AUTOLOAD_PTH), os.path.join(self.build_lib, AUTOLOAD_PTH))
+
+
+class EditableWheelWithAutoload(editable_wheel):
+    """Editable wheels (`pip install -e .`): put the start-up hook at the root of the wheel."""
+
+    def _run_build_commands(self, dist_name, unpacked_wheel, build_lib, tmp_dir):
+        outputs = super()._run_build_commands(dist_name, unpacked_wheel, build_lib, tmp_dir)
+        shutil.copy(os.path.join(HERE, AUTOLOAD_PTH), os.path.join(unpacked_wheel, AUTOLOAD_PTH))
+        return outputs
+
+
+setup(
+    name='san_plugin',
+    version=read_version(),
+    description='SAN (Second-order Attention Network) super-resolution as a BasicSR plugin',
+    long_description=open(os.path.join(HERE, 'README.md'), encoding='utf-8').read(),
+    long_description_content_type='text/markdown',
+    packages=find_packages(include=['san_plugin', 'san_plugin.*']),
+    py_modules=['_san_plugin_autoload'],
+    cmdclass={'build_py': BuildPyWithAutoload, 'editable_wheel': EditableWheelWithAutoload},
+    python_requires='>=3.10',
+    install_requires=[
+        'torch>=2.1',
+        'torchvision>=0.16',
+        'basicsr==1.4.2',
+        'mmengine>=0.10',
+        'opencv-python',
+        'lmdb',
+        'pyyaml',
+        'scipy',
+        'scikit-image',
+        'tqdm',
+        'safetensors',
+    ],
+    extras_require={
+        'onnx': ['onnx>=1.15', 'onnxruntime>=1.17'],
+        'test': ['pytest>=7', 'ruff>=0.5', 'onnx>=1.15', 'onnxruntime>=1.17'],
+    },
+)
