@@ -9,4 +9,5 @@ from _san_plugin_autoload import install_torchvision_shim
 install_torchvision_shim()
 
 from san_plugin import archs, data, models  # noqa: E402, F401  (import registers)
+from san_plugin.convert import from_original  # noqa: E402, F401
 from san_plugin.version import __version__  # noqa: E402, F401
