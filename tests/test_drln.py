@@ -1,0 +1,160 @@
+"""DRLN: parity with the authors' code through the converter, the registry, shapes, gradients and converter errors."""
+
+import math
+
+import pytest
+import torch
+from basicsr.archs import build_network
+from fixture_weights import fixture_and_weights
+
+import san_plugin  # noqa: F401  (registers DRLN)
+from san_plugin.archs.drln_arch import DRLN
+from san_plugin.convert.original_drln import (
+    drln_config_from_original,
+    drln_state_from_original,
+    drln_state_to_original,
+    is_original_drln,
+)
+
+TINY = {'num_feat': 16, 'squeeze_factor': 4}
+
+
+@pytest.fixture(scope='module')
+def drln_x4():
+    """The full-size x4 fixture and its rebuilt authors'-format weights (checked against the stored checksums)."""
+    return fixture_and_weights('drln_x4_full.pt')
+
+
+@pytest.fixture
+def tiny_original():
+    """A small authors'-format state dict (x3), written from one of our networks."""
+    return drln_state_to_original(DRLN(upscale=3, **TINY).state_dict())
+
+
+def test_reproduces_authors_outputs(drln_x4):
+    fixture, weights = drln_x4
+    assert is_original_drln(weights)
+    config = drln_config_from_original(weights)
+    assert config == {'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 64, 'squeeze_factor': 16, 'upscale': 4}
+    state, dropped = drln_state_from_original(weights)
+    assert dropped == ['c4.body.0.weight', 'c4.body.0.bias']
+    net = build_network({'type': 'DRLN', **config})
+    net.load_state_dict(state, strict=True)
+    net.eval()
+    for lq, expected in zip(fixture['inputs'], fixture['outputs']):
+        with torch.no_grad():
+            out = net(lq)
+        assert out.shape == expected.shape
+        assert (out - expected).abs().max().item() < 1e-4
+
+
+def test_parameter_count_matches_the_paper(drln_x4):
+    """34.58M in the authors' checkpoint; ours lacks only the never-read ``c4`` (64 * 128 * 9 + 64)."""
+    fixture, _ = drln_x4
+    original_count = sum(math.prod(shape) for _, shape in fixture['entries'])
+    assert abs(original_count - 34.58e6) <= 0.01e6
+    with torch.device('meta'):
+        net = DRLN()
+    assert sum(p.numel() for p in net.parameters()) == original_count - (64 * 128 * 9 + 64)
+
+
+def test_round_trip_is_exact(drln_x4):
+    _, weights = drln_x4
+    back = drln_state_to_original(drln_state_from_original(weights)[0])
+    assert list(back) == list(weights)
+    for key in weights:
+        if key.startswith('c4.'):
+            assert back[key].shape == weights[key].shape and not back[key].any()
+        else:
+            assert torch.equal(back[key], weights[key]), key
+
+
+def test_round_trip_from_ours():
+    ours = DRLN(upscale=3, **TINY).state_dict()
+    original = drln_state_to_original(ours)
+    assert drln_config_from_original(original) == {'num_in_ch': 3, 'num_out_ch': 3, 'upscale': 3, **TINY}
+    back, dropped = drln_state_from_original(original)
+    assert dropped == ['c4.body.0.weight', 'c4.body.0.bias']
+    assert set(back) == set(ours)
+    assert all(torch.equal(back[key], ours[key]) for key in ours)
+    assert list(original)[:3] == ['sub_mean.shifter.weight', 'sub_mean.shifter.bias', 'add_mean.shifter.weight']
+    assert list(original)[-2:] == ['tail.weight', 'tail.bias']
+
+
+def test_detection(tiny_original):
+    assert is_original_drln(tiny_original)
+    assert not is_original_drln(DRLN(**TINY).state_dict())
+    assert not is_original_drln({'head.0.weight': torch.zeros(1), 'tail.1.weight': torch.zeros(1)})
+
+
+@pytest.mark.parametrize('upscale', [2, 3, 4, 8])
+@pytest.mark.parametrize('size', [(6, 7), (5, 5)])
+def test_registry_build_and_output_shape(upscale, size):
+    net = build_network({'type': 'DRLN', 'upscale': upscale, **TINY})
+    with torch.inference_mode():
+        out = net(torch.rand(2, 3, *size))
+    assert out.shape == (2, 3, size[0] * upscale, size[1] * upscale)
+    assert torch.isfinite(out).all()
+
+
+def test_mean_shift_is_in_unit_range_on_255_input():
+    """The authors' quirk: the DIV2K mean in [0, 1] units is subtracted from [0, 255] input, and added back."""
+    net = DRLN(**TINY)
+    mean = torch.tensor([0.4488, 0.4371, 0.4040]).view(1, 3, 1, 1)
+    x = torch.rand(1, 3, 2, 2)
+    with torch.no_grad():
+        assert torch.allclose(net.sub_mean(x * 255), x * 255 - mean, atol=1e-5)
+        assert torch.allclose(net.add_mean(x * 255), x * 255 + mean, atol=1e-5)
+    assert net.sub_mean.weight.requires_grad and net.add_mean.bias.requires_grad
+
+
+def test_every_parameter_gets_a_gradient():
+    net = DRLN(upscale=2)
+    net(torch.rand(1, 3, 5, 6)).abs().mean().backward()
+    missing = [name for name, p in net.named_parameters() if p.grad is None]
+    assert missing == []
+    assert all(torch.isfinite(p.grad).all() for p in net.parameters())
+
+
+@pytest.mark.parametrize('upscale', [1, 5, 6, 16])
+def test_invalid_upscale_raises(upscale):
+    with pytest.raises(ValueError, match='upscale'):
+        build_network({'type': 'DRLN', 'upscale': upscale, **TINY})
+
+
+def _replace(key, shape):
+    def corrupt(state):
+        state[key] = torch.zeros(shape)
+
+    return corrupt
+
+
+@pytest.mark.parametrize(
+    'corrupt, error, fragments',
+    [
+        (lambda sd: sd.pop('b7.r2.body.0.weight'), KeyError, ["'b7.r2.body.0.weight'", 'missing']),
+        (lambda sd: sd.pop('head.weight'), KeyError, ["'head.weight'"]),
+        (_replace('b21.r1.body.0.weight', (16, 16, 3, 3)), KeyError, ["'b21.r1.body.0.weight'", 'unexpected']),
+        (
+            _replace('c16.body.0.weight', (16, 64, 3, 3)),
+            ValueError,
+            ["'c16.body.0.weight'", '(16, 64, 3, 3)', '(16, 80, 3, 3)'],
+        ),
+        (_replace('b3.ca.c4.body.0.bias', (4,)), ValueError, ["'b3.ca.c4.body.0.bias'", '(4,)', '(16,)']),
+        (_replace('upsample.up.body.0.weight', (40, 16, 3, 3)), ValueError, ['upsampler', '[40]']),
+    ],
+)
+def test_bad_checkpoint_names_the_key(tiny_original, corrupt, error, fragments):
+    corrupt(tiny_original)
+    with pytest.raises(error) as info:
+        drln_state_from_original(tiny_original)
+    assert all(fragment in str(info.value) for fragment in fragments), str(info.value)
+
+
+def test_bad_state_to_original_names_the_key():
+    state = DRLN(**TINY).state_dict()
+    with pytest.raises(KeyError, match="'extra.weight'"):
+        drln_state_to_original({**state, 'extra.weight': torch.zeros(1)})
+    state['body.2.fusions.1.bias'] = torch.zeros(3)
+    with pytest.raises(ValueError, match=r"'body\.2\.fusions\.1\.bias' has shape \(3,\), expected \(16,\)"):
+        drln_state_to_original(state)
