@@ -1,0 +1,463 @@
+"""Prepare super-resolution data the way BasicSR reads it: MATLAB-bicubic LR, sub-images, LMDB and benchmark sets.
+
+Training data (``prepare_train``), from a folder of HR images, under ``<output_root>/<name>/``::
+
+    <name>_train_LR_bicubic/X{s}/<stem>.png                  MATLAB bicubic of modcrop(HR, s), per HR image
+    <name>_train_HR_sub/<stem>_y0000_x0240.png                HR sub-images (crop_size square), named by position
+    <name>_train_LR_bicubic/X{s}_sub/<stem>_y0000_x0240.png   their LR partners (crop_size / s), same names
+    <name>_train_HR_sub.lmdb                                  the HR sub-images, with BasicSR's meta_info.txt
+    <name>_train_LR_bicubic_X{s}_sub.lmdb                     the LR sub-images of scale s, same keys
+
+Benchmark sets (``prepare_benchmark``), under ``<output_root>/<name>/``: ``HR/x{s}/<stem>.png`` (HR modcropped to a
+multiple of s) and ``LR_bicubic/x{s}/<stem>.png`` (MATLAB bicubic of it).
+
+Sub-image corners lie on a grid of ``CROP_ALIGN`` pixels (the least common multiple of the supported scales), so one
+HR sub-image set serves every scale and scales can be added later. Every file and database is written under a
+temporary name in its own folder and renamed when complete, so a killed run leaves nothing that looks finished, and a
+re-run skips what is already complete.
+"""
+
+import logging
+import math
+import os
+import shutil
+from functools import partial
+from multiprocessing import Pool
+from pathlib import Path
+
+import cv2
+import lmdb
+import numpy as np
+import torch
+from basicsr.data.transforms import mod_crop
+from basicsr.utils.matlab_functions import imresize
+from tqdm import tqdm
+
+SUPPORTED_SCALES = (2, 3, 4, 8)
+CROP_ALIGN = math.lcm(*SUPPORTED_SCALES)
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
+PNG_COMPRESSION = 1  # BasicSR's LMDB default: fast to decode while training
+LMDB_BATCH = 1000
+
+logger = logging.getLogger(__name__)
+
+
+class PrepareDataError(Exception):
+    """A problem with the inputs or options of a data preparation run; the message names the file or option."""
+
+
+def check_scales(scales):
+    """Raise ``PrepareDataError`` unless ``scales`` is a non-empty list of supported scales.
+
+    Args:
+        scales (list[int]): Scale factors.
+
+    Returns:
+        list[int]: The scales, sorted and without repeats.
+    """
+    if not scales:
+        raise PrepareDataError('--scales is empty; give at least one of 2, 3, 4, 8')
+    for scale in scales:
+        if scale not in SUPPORTED_SCALES:
+            raise PrepareDataError(f'scale {scale} in --scales is not supported; choose from 2, 3, 4, 8')
+    return sorted(set(scales))
+
+
+def list_images(folder):
+    """Image files directly inside ``folder``, sorted by name.
+
+    Args:
+        folder (str | Path): Input folder.
+
+    Returns:
+        list[Path]: Paths of the images (files ending with one of ``IMAGE_SUFFIXES``, any case).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise PrepareDataError(f'input folder {folder} (--input) does not exist or is not a folder')
+    paths = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise PrepareDataError(f'no images ({", ".join(IMAGE_SUFFIXES)}) in input folder {folder} (--input)')
+    by_stem = {}
+    for path in paths:
+        if path.stem in by_stem:
+            raise PrepareDataError(f'{by_stem[path.stem]} and {path} would both be written as {path.stem}.png')
+        by_stem[path.stem] = path
+    return paths
+
+
+def read_image(path):
+    """Decode an image file the way BasicSR's datasets do (``cv2.IMREAD_COLOR``: BGR, uint8, 3 channels).
+
+    Args:
+        path (str | Path): Image file.
+
+    Returns:
+        ndarray: (h, w, 3) uint8 BGR image.
+    """
+    try:
+        content = np.fromfile(path, np.uint8)
+    except OSError as error:
+        raise PrepareDataError(f'cannot read {path}: {error.strerror}') from error
+    img = cv2.imdecode(content, cv2.IMREAD_COLOR) if content.size else None
+    if img is None:
+        raise PrepareDataError(f'{path} is not a readable image (truncated or corrupt?); replace or remove it')
+    return img
+
+
+def write_png(path, img):
+    """Write ``img`` as a PNG at ``path`` through a hidden temporary file in the same folder, then rename it.
+
+    Args:
+        path (Path): Destination (its folder is created).
+        img (ndarray): uint8 image.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok, encoded = cv2.imencode('.png', img, [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION])
+    if not ok:
+        raise PrepareDataError(f'cannot encode {path} as PNG')
+    temporary = path.with_name(f'.{path.name}.partial')  # hidden from BasicSR's scandir
+    try:
+        temporary.write_bytes(encoded.tobytes())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def read_complete_image(path, shape):
+    """The image at ``path`` if it exists, decodes, and has ``shape`` (h, w, c); else None."""
+    if not path.is_file():
+        return None
+    try:
+        img = read_image(path)
+    except PrepareDataError:
+        return None
+    return img if img.shape == tuple(shape) else None
+
+
+def bicubic_downscale(img, scale):
+    """MATLAB ``imresize(modcrop(img, scale), 1 / scale, 'bicubic')`` on a uint8 image, rounded back to uint8.
+
+    Args:
+        img (ndarray): (h, w, c) uint8 image.
+        scale (int): Down-scaling factor.
+
+    Returns:
+        ndarray: (h // scale, w // scale, c) uint8 image.
+    """
+    low = imresize(mod_crop(img, scale).astype(np.float32) / 255.0, 1 / scale)
+    return np.clip(np.floor(low * 255.0 + 0.5), 0, 255).astype(np.uint8)
+
+
+def crop_starts(length, crop_size, step, thresh_size):
+    """Sub-image start positions along one side, BasicSR style, on a grid of ``CROP_ALIGN`` pixels.
+
+    A window every ``step`` pixels, plus one flush with the end (moved back onto the grid) when more than
+    ``thresh_size`` pixels would otherwise be left out.
+
+    Args:
+        length (int): Side length of the image.
+        crop_size (int): Side length of a sub-image.
+        step (int): Distance between windows.
+        thresh_size (int): Largest left-over that is dropped.
+
+    Returns:
+        list[int]: Start positions, increasing; empty when the side is shorter than ``crop_size``.
+    """
+    starts = list(range(0, length - crop_size + 1, step))
+    if starts and length - (starts[-1] + crop_size) > thresh_size:
+        last = (length - crop_size) // CROP_ALIGN * CROP_ALIGN
+        if last > starts[-1]:
+            starts.append(last)
+    return starts
+
+
+def _single_thread():
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+
+
+def _map(func, items, workers, desc):
+    """``[func(item) for item in items]`` with a progress bar, over a pool of ``workers`` processes if above 1."""
+    if workers <= 1 or len(items) <= 1:
+        return [func(item) for item in tqdm(items, desc=desc, unit='image')]
+    with Pool(min(workers, len(items)), initializer=_single_thread) as pool:
+        return list(tqdm(pool.imap(func, items), total=len(items), desc=desc, unit='image'))
+
+
+def _image_shape(path):
+    return read_image(path).shape
+
+
+def train_lmdb_path(output_root, name, scale):
+    """Where ``prepare_train`` puts one LMDB.
+
+    Args:
+        output_root (str | Path): Output root, e.g. ``datasets``.
+        name (str): Data set name, e.g. ``DIV2K``.
+        scale (int): 1 for the HR sub-images, else the LR scale.
+
+    Returns:
+        Path: ``<output_root>/<name>/<name>_train_HR_sub.lmdb`` or ``.../<name>_train_LR_bicubic_X<scale>_sub.lmdb``.
+    """
+    kind = 'HR' if scale == 1 else f'LR_bicubic_X{scale}'
+    return Path(output_root) / name / f'{name}_train_{kind}_sub.lmdb'
+
+
+class SubImageSet:
+    """One LMDB of sub-images (HR when ``scale`` is 1) and the folders it is made from.
+
+    Args:
+        output_root (str | Path): Output root.
+        name (str): Data set name.
+        scale (int): 1 for HR, else the LR scale.
+        crop_size (int): HR sub-image size; this set's sub-images are ``crop_size // scale``.
+    """
+
+    def __init__(self, output_root, name, scale, crop_size):
+        self.scale = scale
+        self.crop_size = crop_size // scale
+        self.lmdb_path = train_lmdb_path(output_root, name, scale)
+        root = Path(output_root) / name
+        if scale == 1:
+            self.full_folder = None
+            self.sub_folder = root / f'{name}_train_HR_sub'
+        else:
+            self.full_folder = root / f'{name}_train_LR_bicubic' / f'X{scale}'
+            self.sub_folder = root / f'{name}_train_LR_bicubic' / f'X{scale}_sub'
+
+    def meta_info(self, keys):
+        """BasicSR's meta_info.txt lines for ``keys``: ``<key>.png (h,w,c) <compression level>``."""
+        return [f'{key}.png ({self.crop_size},{self.crop_size},3) {PNG_COMPRESSION}' for key in keys]
+
+    def source_image(self, hr, stem):
+        """The whole image this set crops from: ``hr`` itself, or its LR (read back if complete, else made)."""
+        if self.scale == 1:
+            return hr
+        path = self.full_folder / f'{stem}.png'
+        shape = (hr.shape[0] // self.scale, hr.shape[1] // self.scale, hr.shape[2])
+        low = read_complete_image(path, shape)
+        if low is not None:
+            return low
+        low = bicubic_downscale(hr, self.scale)
+        write_png(path, low)
+        return low
+
+
+def _sub_image_keys(stem, boxes):
+    """Sub-image names: the HR image's stem and the HR position of the top-left corner, e.g. ``0001_y0240_x0480``.
+
+    A name says where its pixels come from, so sub-images left by a run with another ``step`` are never taken for
+    this run's.
+    """
+    return [f'{stem}_y{top:04d}_x{left:04d}' for top, left in boxes]
+
+
+def _make_sub_images(job, sets):
+    """Write the whole LR images and sub-images of one HR image for ``sets``, keeping those that are complete."""
+    path, boxes = job
+    keys = _sub_image_keys(path.stem, boxes)
+    hr = None
+    for image_set in sets:
+        size = image_set.crop_size
+        files = [image_set.sub_folder / f'{key}.png' for key in keys]
+        todo = [(box, file) for box, file in zip(boxes, files) if read_complete_image(file, (size, size, 3)) is None]
+        if not todo:
+            continue
+        if hr is None:
+            hr = read_image(path)
+        source = image_set.source_image(hr, path.stem)
+        for (top, left), file in todo:
+            top, left = top // image_set.scale, left // image_set.scale
+            write_png(file, np.ascontiguousarray(source[top : top + size, left : left + size]))
+
+
+def lmdb_is_complete(lmdb_path, meta_lines):
+    """Whether ``lmdb_path`` holds exactly ``meta_lines`` in its meta_info.txt and as many entries in its data.
+
+    Args:
+        lmdb_path (Path): LMDB folder.
+        meta_lines (list[str]): Expected meta_info.txt lines.
+
+    Returns:
+        bool: True if complete.
+    """
+    meta = lmdb_path / 'meta_info.txt'
+    if not (lmdb_path / 'data.mdb').is_file() or not meta.is_file():
+        return False
+    if meta.read_text(encoding='ascii', errors='replace').splitlines() != meta_lines:
+        return False
+    try:
+        env = lmdb.open(str(lmdb_path), readonly=True, lock=False)
+    except lmdb.Error:
+        return False
+    try:
+        return env.stat()['entries'] == len(meta_lines)
+    finally:
+        env.close()
+
+
+def write_lmdb(lmdb_path, files, keys, meta_lines):
+    """Pack image files, as they are, into an LMDB that BasicSR's ``lmdb`` io_backend reads.
+
+    The database is written to ``<lmdb_path>.partial`` (one left by a killed run is replaced) and renamed to
+    ``lmdb_path`` only after it has been re-opened and its entries counted against ``meta_lines``.
+
+    Args:
+        lmdb_path (Path): Final LMDB folder (ends with ``.lmdb``).
+        files (list[Path]): PNG files.
+        keys (list[str]): LMDB key of each file.
+        meta_lines (list[str]): meta_info.txt lines, one per key.
+    """
+    partial_path = lmdb_path.with_name(lmdb_path.name + '.partial')
+    shutil.rmtree(partial_path, ignore_errors=True)  # left by a killed run
+    partial_path.mkdir(parents=True)
+    map_size = sum(file.stat().st_size for file in files) * 2 + len(files) * 16384 + 2**24
+    try:
+        env = lmdb.open(str(partial_path), map_size=map_size)
+        try:
+            txn = env.begin(write=True)
+            entries = tqdm(zip(keys, files), total=len(keys), desc=f'LMDB {lmdb_path.name}', unit='image')
+            for index, (key, file) in enumerate(entries):
+                txn.put(key.encode('ascii'), file.read_bytes())
+                if (index + 1) % LMDB_BATCH == 0:
+                    txn.commit()
+                    txn = env.begin(write=True)
+            txn.commit()
+        finally:
+            env.close()
+        (partial_path / 'meta_info.txt').write_text(''.join(f'{line}\n' for line in meta_lines), encoding='ascii')
+        if not lmdb_is_complete(partial_path, meta_lines):
+            raise RuntimeError(f'{partial_path} does not hold the {len(keys)} entries written to it')
+    except BaseException:
+        shutil.rmtree(partial_path, ignore_errors=True)
+        raise
+    shutil.rmtree(lmdb_path, ignore_errors=True)  # an incomplete one from an earlier run
+    os.replace(partial_path, lmdb_path)
+
+
+def _check_train_options(crop_size, step, thresh_size):
+    for flag, value in (('--crop-size', crop_size), ('--step', step)):
+        if value <= 0 or value % CROP_ALIGN:
+            raise PrepareDataError(
+                f'{flag} {value} must be a positive multiple of {CROP_ALIGN}, so that every HR sub-image has an exact '
+                f'LR partner at each scale {SUPPORTED_SCALES}'
+            )
+    if thresh_size < 0:
+        raise PrepareDataError(f'--thresh-size {thresh_size} must be 0 or more')
+
+
+def _check_keys(paths):
+    for path in paths:
+        stem = path.stem
+        if not stem.isascii() or '.' in stem or any(char.isspace() for char in stem):
+            raise PrepareDataError(
+                f'{path}: LMDB keys are the file names without extension and must be ASCII with no dots or spaces; '
+                'rename the file'
+            )
+
+
+def prepare_train(
+    input_folder,
+    name='DIV2K',
+    output_root='datasets',
+    scales=SUPPORTED_SCALES,
+    crop_size=480,
+    step=240,
+    thresh_size=0,
+    workers=1,
+):
+    """Make the training LMDBs (HR sub-images and their MATLAB-bicubic LR partners) from a folder of HR images.
+
+    Every input is decoded before anything is written. An LMDB that is already complete for these inputs and settings
+    is skipped; sub-images and whole LR images already on disk are reused when they decode with the right size.
+
+    Args:
+        input_folder (str | Path): Folder of HR images (e.g. ``DIV2K_train_HR``).
+        name (str): Data set name, the prefix of every output. Default: 'DIV2K'.
+        output_root (str | Path): Root of the output; files go to ``<output_root>/<name>``. Default: 'datasets'.
+        scales (list[int]): LR scales, among 2, 3, 4, 8. Default: all four.
+        crop_size (int): HR sub-image size, a multiple of 24. Default: 480.
+        step (int): Distance between sub-images, a multiple of 24. Default: 240.
+        thresh_size (int): A left-over strip at the bottom or right up to this size gets no sub-image of its own.
+            Default: 0.
+        workers (int): Processes that decode, resize and crop in parallel. Default: 1.
+
+    Returns:
+        dict[int, Path]: The LMDB of the HR sub-images (key 1) and of each scale's LR sub-images (key: scale).
+    """
+    scales = check_scales(scales)
+    _check_train_options(crop_size, step, thresh_size)
+    paths = list_images(input_folder)
+    _check_keys(paths)
+    shapes = _map(_image_shape, paths, workers, 'Check HR images')
+
+    boxes = {}
+    for path, (height, width, _) in zip(paths, shapes):
+        tops, lefts = (crop_starts(side, crop_size, step, thresh_size) for side in (height, width))
+        boxes[path] = [(top, left) for top in tops for left in lefts]
+        if not boxes[path]:
+            logger.warning('%s (%dx%d) is smaller than --crop-size %d: no sub-images', path, width, height, crop_size)
+    keys = [key for path in paths for key in _sub_image_keys(path.stem, boxes[path])]
+    if not keys:
+        raise PrepareDataError(f'no image in {input_folder} is at least {crop_size}x{crop_size} (--crop-size)')
+    keys_sorted = sorted(keys)
+
+    sets = [SubImageSet(output_root, name, scale, crop_size) for scale in [1, *scales]]
+    todo = []
+    for image_set in sets:
+        if lmdb_is_complete(image_set.lmdb_path, image_set.meta_info(keys_sorted)):
+            logger.info('Skipped %s: already complete (%d sub-images)', image_set.lmdb_path, len(keys))
+        else:
+            todo.append(image_set)
+    if todo:
+        _map(partial(_make_sub_images, sets=todo), [(path, boxes[path]) for path in paths], workers, 'Sub-images')
+    for image_set in todo:
+        files = [image_set.sub_folder / f'{key}.png' for key in keys_sorted]
+        write_lmdb(image_set.lmdb_path, files, keys_sorted, image_set.meta_info(keys_sorted))
+        logger.info('Wrote %s (%d sub-images)', image_set.lmdb_path, len(keys))
+    return {image_set.scale: image_set.lmdb_path for image_set in sets}
+
+
+def _make_benchmark_image(path, root, scales):
+    """Write the missing modcropped HR and LR images of one benchmark image; return how many files were written."""
+    hr = read_image(path)
+    written = 0
+    for scale in scales:
+        cropped = mod_crop(hr, scale)
+        hr_file = root / 'HR' / f'x{scale}' / f'{path.stem}.png'
+        lr_file = root / 'LR_bicubic' / f'x{scale}' / f'{path.stem}.png'
+        if read_complete_image(hr_file, cropped.shape) is None:
+            write_png(hr_file, cropped)
+            written += 1
+        lr_shape = (cropped.shape[0] // scale, cropped.shape[1] // scale, cropped.shape[2])
+        if read_complete_image(lr_file, lr_shape) is None:
+            write_png(lr_file, bicubic_downscale(hr, scale))
+            written += 1
+    return written
+
+
+def prepare_benchmark(input_folder, name, output_root='datasets', scales=SUPPORTED_SCALES, workers=1):
+    """Make a benchmark set: per scale, the HR images modcropped to a multiple of it and their MATLAB-bicubic LR.
+
+    Every input is decoded before anything is written; outputs that already decode with the right size are kept.
+
+    Args:
+        input_folder (str | Path): Folder of HR images (e.g. Set5's originals).
+        name (str): Set name; files go to ``<output_root>/<name>/HR/x{s}`` and ``<output_root>/<name>/LR_bicubic/x{s}``.
+        output_root (str | Path): Root of the output. Default: 'datasets'.
+        scales (list[int]): Scales, among 2, 3, 4, 8. Default: all four.
+        workers (int): Processes that resize in parallel. Default: 1.
+
+    Returns:
+        Path: ``<output_root>/<name>``.
+    """
+    scales = check_scales(scales)
+    paths = list_images(input_folder)
+    _map(_image_shape, paths, workers, 'Check HR images')
+    root = Path(output_root) / name
+    written = _map(partial(_make_benchmark_image, root=root, scales=scales), paths, workers, f'Benchmark {name}')
+    total = 2 * len(scales) * len(paths)
+    logger.info('%s: wrote %d images, skipped %d already complete', root, sum(written), total - sum(written))
+    return root
