@@ -102,7 +102,7 @@ def test_wrong_shape_message_names_both_shapes():
 
 
 def test_other_checkpoints_are_refused():
-    with pytest.raises(ValueError, match="not an authors' SAN or DRLN checkpoint"):
+    with pytest.raises(ValueError, match="not an authors' SAN, DRLN or RCAN checkpoint"):
         san_plugin.from_original({'params': {'conv_first.weight': torch.zeros(1)}})
 
 

@@ -1,36 +1,154 @@
-"""Checkpoints in the authors' own formats (SAN, DRLN): detection and conversion to our networks."""
+"""Checkpoints in the authors' own formats (SAN, DRLN, RCAN): detection and conversion to and from our networks."""
+
+from typing import Callable, NamedTuple
 
 from basicsr.archs import build_network
 
+from san_plugin.convert import original_drln, original_rcan, original_san
 from san_plugin.convert.checkpoint_io import load_weights_file
 from san_plugin.convert.common import strip_module_prefix
-from san_plugin.convert.original_san import is_original_san, san_state_from_original
+
+
+def _drln_from_original(state_dict):
+    state, dropped = original_drln.drln_state_from_original(state_dict)
+    return state, original_drln.drln_config_from_original(state_dict), dropped
+
+
+def _renamer(rules):
+    def rename(state_dict):
+        renamed = {rules.to_original(key): tensor for key, tensor in state_dict.items()}
+        if None in renamed:
+            raise KeyError("a key has no counterpart in the authors' format")
+        return renamed
+
+    return rename
+
+
+class OriginalFormat(NamedTuple):
+    """How one arch's authors' format is read and written."""
+
+    is_original: Callable  # their state -> bool
+    from_original: Callable  # their state -> (our state, config, dropped keys)
+    config_from_original: Callable  # their state -> config
+    to_original: Callable  # (our state, config) -> their state
+    rename_ours: Callable  # our state -> their key names (KeyError when a key does not fit)
+
+
+FORMATS = {
+    'SAN': OriginalFormat(
+        original_san.is_original_san,
+        original_san.san_state_from_original,
+        original_san.san_config_from_original,
+        original_san.san_state_to_original,
+        _renamer(original_san.RULES),
+    ),
+    'DRLN': OriginalFormat(
+        original_drln.is_original_drln,
+        _drln_from_original,
+        original_drln.drln_config_from_original,
+        lambda state, config: original_drln.drln_state_to_original(state),
+        _renamer(original_drln.RULES),
+    ),
+    'RCAN': OriginalFormat(
+        original_rcan.is_original_rcan,
+        original_rcan.rcan_state_from_original,
+        original_rcan.rcan_config_from_original,
+        lambda state, config: original_rcan.rcan_state_to_original(state, config['rgb_mean'], config['img_range']),
+        original_rcan.rcan_state_to_original,
+    ),
+}
+
+DETECTION_KEYS = {
+    'SAN': original_san.DETECTION_KEYS,
+    'DRLN': original_drln.DETECTION_KEYS,
+    'RCAN': original_rcan.DETECTION_KEYS,
+}
+
+
+def original_arch(state_dict):
+    """The arch type (``'SAN'``, ``'DRLN'``, ``'RCAN'``) whose authors' format ``state_dict`` is in, or None."""
+    state_dict = strip_module_prefix(state_dict)
+    return next((arch for arch, fmt in FORMATS.items() if fmt.is_original(state_dict)), None)
 
 
 def convert_original_state(state_dict):
     """Detect the authors' architecture of ``state_dict`` and convert it.
 
     Args:
-        state_dict (dict[str, Tensor]): Weights in the authors' SAN or DRLN format (a ``module.`` prefix is accepted).
+        state_dict (dict[str, Tensor]): Weights in the authors' SAN, DRLN or RCAN format (a ``module.`` prefix is
+            accepted). RCAN converts to BasicSR's ``RCAN``, which has no mean-shift layers: they are dropped.
 
     Returns:
         tuple[str, dict, dict, list[str]]: Arch type, our state dict, our constructor arguments, dropped keys.
     """
     state_dict = strip_module_prefix(state_dict)
-    if is_original_san(state_dict):
-        state, config, dropped = san_state_from_original(state_dict)
-        return 'SAN', state, config, dropped
-    raise ValueError(
-        "not an authors' SAN or DRLN checkpoint: none of the keys that identify them (e.g. 'head.0.weight', "
-        f"'non_local.non_local.theta.weight') was found; first keys: {list(state_dict)[:5]}"
+    arch = original_arch(state_dict)
+    if arch is None:
+        raise ValueError(_not_original_message(state_dict))
+    state, config, dropped = FORMATS[arch].from_original(state_dict)
+    return arch, state, config, dropped
+
+
+def near_miss(state_dict):
+    """If ``state_dict`` has most identifying keys of an authors' format but not all, say which are missing."""
+    present = {arch: [key for key in keys if key in state_dict] for arch, keys in DETECTION_KEYS.items()}
+    closest = max(present, key=lambda arch: len(present[arch]) / len(DETECTION_KEYS[arch]))
+    if len(DETECTION_KEYS[closest]) > len(present[closest]) > len(DETECTION_KEYS[closest]) // 2:
+        missing = [key for key in DETECTION_KEYS[closest] if key not in state_dict]
+        return f"looks like an authors' {closest} checkpoint but lacks the key(s) {missing}"
+    return None
+
+
+def _not_original_message(state_dict):
+    return near_miss(state_dict) or (
+        "not an authors' SAN, DRLN or RCAN checkpoint: none of the key sets that identify them was found "
+        f'(SAN: {list(DETECTION_KEYS["SAN"])[:2]}, DRLN: {list(DETECTION_KEYS["DRLN"])[:2]}, RCAN: '
+        f'{list(DETECTION_KEYS["RCAN"])[:2]}); first keys: {list(state_dict)[:5]}'
     )
+
+
+def config_from_ours(state_dict):
+    """Recognise a state dict in our (BasicSR) key names as SAN, DRLN or RCAN and infer its configuration.
+
+    Args:
+        state_dict (dict[str, Tensor]): Weights with our key names.
+
+    Returns:
+        tuple[str | None, dict | None]: Arch type and constructor arguments, or ``(None, None)`` if the keys are of
+        none of the three.
+    """
+    for arch, fmt in FORMATS.items():
+        try:
+            renamed = fmt.rename_ours(state_dict)
+        except KeyError:
+            continue
+        if fmt.is_original(renamed):
+            return arch, fmt.config_from_original(renamed)
+    return None, None
+
+
+def state_to_original(arch, state_dict, config):
+    """Write our state dict of ``arch`` in the authors' format (the inverse of ``convert_original_state``).
+
+    Args:
+        arch (str): ``'SAN'``, ``'DRLN'`` or ``'RCAN'``.
+        state_dict (dict[str, Tensor]): Our weights.
+        config (dict): Our constructor arguments for these weights.
+
+    Returns:
+        dict[str, Tensor]: Authors'-format weights.
+    """
+    if arch not in FORMATS:
+        raise ValueError(f"no authors' format is known for arch {arch!r}; known: {list(FORMATS)}")
+    return FORMATS[arch].to_original(state_dict, config)
 
 
 def from_original(checkpoint):
     """Build our network from an authors' checkpoint, with its weights, in eval mode, taking [0, 1] input.
 
     Every configuration value (groups, blocks, features, reduction, scale) is inferred from the tensors; the
-    checkpoint's never-used keys are dropped, and its mean-shift layers are kept as trained.
+    checkpoint's never-used keys are dropped, and its mean-shift layers are kept as trained (except for RCAN, whose
+    BasicSR network has none).
 
     Args:
         checkpoint (str | Path | dict): Path of an authors' ``.pt`` file, or its state dict.

@@ -1,0 +1,45 @@
+"""Convert the authors' SAN, DRLN or RCAN checkpoints to BasicSR checkpoints or safetensors, and back.
+
+    python tools/convert_checkpoint.py SAN_BIX4.pt experiments/pretrained_models/SAN_x4.pth
+    python tools/convert_checkpoint.py SAN_BIX4.pt SAN_x4.safetensors
+    python tools/convert_checkpoint.py --to-original SAN_x4.pth SAN_BIX4_again.pt
+
+The architecture and every configuration value (scale included) are read from the tensors; the options block that
+builds the network is printed, ready to paste.
+"""
+
+import argparse
+import sys
+
+import san_plugin  # noqa: F401  (registers the archs)
+from san_plugin.convert.convert_file import convert_file, network_g_block
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('input', help="authors' .pt, BasicSR .pth or .safetensors file")
+    parser.add_argument('output', help='.pth (BasicSR checkpoint) or .safetensors; with --to-original, a .pt')
+    parser.add_argument('--to-original', action='store_true', help="write the authors' format, for their own code")
+    parser.add_argument('--param-key', default='params', help='state dict key of a BasicSR input (default: params)')
+    args = parser.parse_args(argv)
+    try:
+        summary = convert_file(args.input, args.output, to_original=args.to_original, param_key=args.param_key)
+    except (OSError, KeyError, ValueError) as error:
+        print(f'error: {error.args[0] if isinstance(error, KeyError) else error}', file=sys.stderr)
+        return 1
+    config = summary['config']
+    print(f'architecture: {summary["arch"] or "not recognised"}')
+    if config:
+        print(f'scale: x{config["upscale"]}')
+    print(f'parameters: {summary["num_params"]:,}')
+    for note in summary['notes']:
+        print(f'note: {note}')
+    print(f'written: {args.output}' + (" (authors' format)" if args.to_original else ''))
+    if config and not args.to_original:
+        print('\nnetwork_g block for the options file (load with strict_load_g: true):\n')
+        print(network_g_block(summary['arch'], config), end='')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

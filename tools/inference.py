@@ -1,0 +1,51 @@
+"""Upscale images with SAN, DRLN or RCAN weights of any supported format.
+
+    python tools/inference.py -i photo.png -o results -w SAN_BIX4.pt
+    python tools/inference.py -i lr_folder -o results -w SAN_x4.safetensors --tile 200 --device cuda --half
+
+Writes ``<stem>_x<scale>.png`` per input image; the architecture and scale come from the weights. Exit status 0 when
+every file succeeded, 1 otherwise (files that fail are reported and skipped).
+"""
+
+import argparse
+import sys
+
+import san_plugin  # noqa: F401  (registers the archs)
+from san_plugin.inference import run_inference
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('-i', '--input', required=True, help='image file or folder of images')
+    parser.add_argument('-o', '--output', required=True, help='output folder (created if missing)')
+    parser.add_argument('-w', '--weights', required=True, help="authors' .pt, BasicSR .pth or .safetensors file")
+    parser.add_argument('--scale', type=int, help='expected scale; an error if the weights are of another')
+    parser.add_argument('--tile', type=int, help='tile size in input pixels, for images too large for memory')
+    parser.add_argument('--tile-pad', type=int, default=10, help='overlap of the tiles (default: 10)')
+    parser.add_argument('--device', default='cpu', help='cpu, cuda, cuda:1, ... (default: cpu)')
+    parser.add_argument('--half', action='store_true', help='run in float16 (GPU)')
+    parser.add_argument('--suffix', help='output name suffix instead of x<scale>')
+    args = parser.parse_args(argv)
+    try:
+        written, failed = run_inference(
+            args.input,
+            args.output,
+            args.weights,
+            scale=args.scale,
+            tile=args.tile,
+            tile_pad=args.tile_pad,
+            device=args.device,
+            half=args.half,
+            suffix=args.suffix,
+        )
+    except (OSError, ValueError) as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 1
+    print(f'{len(written)} written to {args.output}, {len(failed)} failed')
+    for path, reason in failed.items():
+        print(f'failed: {path}: {reason}', file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
