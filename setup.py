@@ -49,8 +49,8 @@ setup(
     cmdclass={'build_py': BuildPyWithAutoload, 'editable_wheel': EditableWheelWithAutoload},
     python_requires='>=3.10',
     install_requires=[
-        'torch>=2.1',
-        'torchvision>=0.16',
+        'torch>=2.5',
+        'torchvision>=0.20',
         'basicsr==1.4.2',
         'mmengine>=0.10',
         'opencv-python',

@@ -8,6 +8,7 @@ from _san_plugin_autoload import install_torchvision_shim
 
 install_torchvision_shim()
 
-from san_plugin import archs, data, models  # noqa: E402, F401  (import registers)
+import san_plugin.compat  # noqa: E402, F401  (import applies the BasicSR 1.4.2 fixes)
+from san_plugin import archs, data, models, registry  # noqa: E402, F401  (BasicSR and MMEngine registration)
 from san_plugin.convert import from_original  # noqa: E402, F401
 from san_plugin.version import __version__  # noqa: E402, F401

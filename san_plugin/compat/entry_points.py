@@ -1,0 +1,49 @@
+"""BasicSR's option parsing, as its ``train.py`` and ``test.py`` call it, with the plugin's fixes around it."""
+
+import functools
+import sys
+from pathlib import Path
+
+from san_plugin.compat.network_options import check_network_options
+from san_plugin.compat.paths import output_root
+from san_plugin.compat.resume import load_resume_state
+
+
+def _is_basicsr_train_pipeline(frame):
+    """True if ``frame`` runs ``train_pipeline`` of a ``basicsr/train.py``, imported or run as ``__main__``."""
+    code = frame.f_code
+    return code.co_name == 'train_pipeline' and Path(code.co_filename).parts[-2:] == ('basicsr', 'train.py')
+
+
+def wrap_parse_options(parse_options):
+    """Wrap ``basicsr.utils.options.parse_options`` (BasicSR 1.4.2) with the plugin's fixes.
+
+    The wrapper
+
+    1. passes :func:`san_plugin.compat.paths.output_root` of ``root_path``, so that an installed BasicSR writes
+       ``experiments/`` and ``results/`` under the current working directory instead of ``site-packages``;
+    2. checks every ``network_*`` section (:func:`san_plugin.compat.network_options.check_network_options`);
+    3. when called by BasicSR's ``train_pipeline``, points that module's ``load_resume_state`` at the plugin's
+       (:func:`san_plugin.compat.resume.load_resume_state`), which ``train_pipeline`` calls next. This is the one
+       place that sees every way of running BasicSR's ``train.py``: ``python -m basicsr.train`` and a source
+       checkout's ``python basicsr/train.py`` execute the file as ``__main__``, a new module that only exists once
+       it runs, while ``tools/train.py`` calls the imported ``basicsr.train``.
+
+    Args:
+        parse_options (callable): BasicSR's ``parse_options(root_path, is_train=True)``.
+
+    Returns:
+        callable: The wrapper, with the same signature and return value ``(opt, args)``.
+    """
+
+    @functools.wraps(parse_options)
+    def parse_options_with_fixes(root_path, is_train=True):
+        opt, args = parse_options(output_root(root_path), is_train)
+        check_network_options(opt)
+        caller = sys._getframe(1)
+        if _is_basicsr_train_pipeline(caller):
+            caller.f_globals['load_resume_state'] = load_resume_state
+        return opt, args
+
+    parse_options_with_fixes.san_plugin_fix = True
+    return parse_options_with_fixes

@@ -1,0 +1,41 @@
+"""Check ``network_*`` options against the constructor of the arch they name, before anything is built."""
+
+import inspect
+
+from basicsr.utils.registry import ARCH_REGISTRY
+
+_ARGUMENT_KINDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+def check_network_options(opt):
+    """Raise a ValueError naming the option key if a ``network_*`` section cannot build its arch.
+
+    ``build_network`` passes every key but ``type`` to the arch constructor, so a misspelt or unknown key ends as a
+    bare ``TypeError: __init__() got an unexpected keyword argument`` that names neither the section nor the file.
+    Archs whose constructor takes ``**kwargs`` are not checked for unknown keys.
+
+    Args:
+        opt (dict): Parsed options.
+    """
+    for section, net_opt in opt.items():
+        if not section.startswith('network_') or not isinstance(net_opt, dict):
+            continue
+        arch_type = net_opt.get('type')
+        if arch_type is None:
+            raise ValueError(f'{section}: the option "type" (the arch name, e.g. SAN) is missing')
+        try:
+            arch = ARCH_REGISTRY.get(arch_type)
+        except KeyError:
+            raise ValueError(
+                f'{section}: type "{arch_type}" is not a registered arch; registered: {sorted(ARCH_REGISTRY.keys())}'
+            ) from None
+        params = inspect.signature(arch).parameters
+        accepted = [name for name, param in params.items() if param.kind in _ARGUMENT_KINDS]
+        given = [key for key in net_opt if key != 'type']
+        takes_any = any(param.kind is inspect.Parameter.VAR_KEYWORD for param in params.values())
+        unknown = [] if takes_any else [key for key in given if key not in accepted]
+        missing = [name for name in accepted if params[name].default is inspect.Parameter.empty and name not in given]
+        if unknown or missing:
+            problems = [f'unknown option(s) {unknown}'] if unknown else []
+            problems += [f'missing required option(s) {missing}'] if missing else []
+            raise ValueError(f'{section} (type {arch_type}): {"; ".join(problems)}; {arch_type} accepts {accepted}')

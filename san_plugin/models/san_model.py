@@ -1,0 +1,136 @@
+from os import path as osp
+
+import torch
+from basicsr.models.sr_model import SRModel
+from basicsr.utils import get_root_logger
+from basicsr.utils.dist_util import master_only
+from basicsr.utils.registry import MODEL_REGISTRY
+from torch.nn.parallel import DistributedDataParallel
+
+from san_plugin.convert.loading import load_into_network
+from san_plugin.utils.atomic_save import atomic_torch_save
+from san_plugin.utils.test_time import test_forward
+
+
+@MODEL_REGISTRY.register()
+class SANModel(SRModel):
+    """SR model for SAN and the other networks of the plugin: BasicSR's ``SRModel`` with checkpoints that survive a
+    kill, and distributed training on CPU.
+
+    Everything else (losses, EMA with ``params_ema``, validation, saved images) is ``SRModel``'s. Differences:
+
+    - networks (``.pth``) and training states (``.state``) are written atomically
+      (:func:`san_plugin.utils.atomic_save.atomic_torch_save`), and a failed write raises instead of being ignored;
+    - with ``--launcher pytorch`` and no GPU, the network is wrapped in DDP without ``device_ids`` (Gloo);
+    - :meth:`test` runs the network through :meth:`_forward_test`, which applies the test-time options of the
+      ``val`` section: ``chop: true`` (the authors' ``forward_chop``, with ``chop_shave`` (10) and ``chop_min_size``
+      (160000)), ``tile: N`` with ``tile_pad`` (10) for large images, and ``self_ensemble: true`` (x8);
+    - ``pretrain_network_g`` may be an authors' SAN/DRLN/RCAN ``.pt``, a BasicSR ``.pth`` or a ``.safetensors``
+      (converted on load, strict checks); ``allow_scale_change_g: true`` in ``path`` loads weights of another scale
+      into everything but the upsampler, for fine-tuning across scales.
+    """
+
+    def load_network(self, net, load_path, strict=True, param_key='params'):
+        """Load weights of any supported format into ``net`` (see :func:`san_plugin.convert.loading`).
+
+        Args:
+            net (nn.Module): Network.
+            load_path (str): Weights file.
+            strict (bool): Whether every key must match. Default: True.
+            param_key (str | None): Key of the weights in a BasicSR file. Default: 'params'.
+        """
+        net = self.get_bare_model(net)
+        logger = get_root_logger()
+        logger.info(f'Loading {net.__class__.__name__} model from {load_path}, with param key: [{param_key}].')
+        allow_scale_change = self.opt['path'].get('allow_scale_change_g', False)
+        load_into_network(net, load_path, param_key, strict, allow_scale_change, logger)
+
+    def model_to_device(self, net):
+        """Move ``net`` to the model's device; wrap it in DDP on CPU too (BasicSR passes a CUDA ``device_ids``).
+
+        Args:
+            net (nn.Module): Network.
+
+        Returns:
+            nn.Module: The network, wrapped for distributed or multi-GPU training when the options ask for it.
+        """
+        if not (self.opt['dist'] and self.device.type == 'cpu'):
+            return super().model_to_device(net)
+        return DistributedDataParallel(
+            net.to(self.device), find_unused_parameters=self.opt.get('find_unused_parameters', False)
+        )
+
+    def _forward_test(self, net, lq):
+        """Super-resolve ``lq`` with ``net`` for validation and testing; called under ``torch.no_grad()``.
+
+        The bare network is used: a DDP wrapper would wait in collective calls for ranks that do not validate.
+
+        Args:
+            net (nn.Module): ``net_g`` or ``net_g_ema``, possibly wrapped.
+            lq (Tensor): Low-quality batch, (b, c, h, w).
+
+        Returns:
+            Tensor: Output batch, (b, c, h * scale, w * scale).
+        """
+        val = self.opt.get('val') or {}
+        return test_forward(
+            self.get_bare_model(net),
+            lq,
+            self.opt['scale'],
+            chop=val.get('chop', False),
+            shave=val.get('chop_shave', 10),
+            min_size=val.get('chop_min_size', 160000),
+            tile=val.get('tile'),
+            tile_pad=val.get('tile_pad', 10),
+            self_ensemble=val.get('self_ensemble', False),
+        )
+
+    def test(self):
+        """Set ``self.output`` from ``self.lq`` with ``net_g_ema`` if there is one, else ``net_g``, in eval mode."""
+        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
+        was_training = net.training
+        net.eval()
+        with torch.no_grad():
+            self.output = self._forward_test(net, self.lq)
+        net.train(was_training)
+
+    def _cpu_state_dict(self, net):
+        """State dict of the bare ``net`` on the CPU, without a ``module.`` prefix."""
+        state = self.get_bare_model(net).state_dict()
+        return {key.removeprefix('module.'): value.cpu() for key, value in state.items()}
+
+    @master_only
+    def save_network(self, net, net_label, current_iter, param_key='params'):
+        """Save networks to ``<models>/<net_label>_<iter>.pth`` (``latest`` for iteration -1), atomically.
+
+        Args:
+            net (nn.Module | list[nn.Module]): Network(s) to save.
+            net_label (str): Network label, e.g. ``'net_g'``.
+            current_iter (int): Current iteration; -1 for the final save.
+            param_key (str | list[str]): Key(s) of the network(s) in the file. Default: ``'params'``.
+        """
+        nets = net if isinstance(net, list) else [net]
+        param_keys = param_key if isinstance(param_key, list) else [param_key]
+        if len(nets) != len(param_keys):
+            raise ValueError(f'{len(nets)} networks but {len(param_keys)} param keys to save them under')
+        suffix = 'latest' if current_iter == -1 else current_iter
+        save_dict = {key: self._cpu_state_dict(net_) for net_, key in zip(nets, param_keys)}
+        atomic_torch_save(save_dict, osp.join(self.opt['path']['models'], f'{net_label}_{suffix}.pth'))
+
+    @master_only
+    def save_training_state(self, epoch, current_iter):
+        """Save optimizer and scheduler states to ``<training_states>/<iter>.state``, atomically.
+
+        Args:
+            epoch (int): Current epoch.
+            current_iter (int): Current iteration; -1 (the final save) writes nothing, as in BasicSR.
+        """
+        if current_iter == -1:
+            return
+        state = {
+            'epoch': epoch,
+            'iter': current_iter,
+            'optimizers': [optimizer.state_dict() for optimizer in self.optimizers],
+            'schedulers': [scheduler.state_dict() for scheduler in self.schedulers],
+        }
+        atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))

@@ -1,0 +1,37 @@
+"""Test-only launcher: BasicSR's ``train_pipeline`` under ``torchrun``, saving each rank's ``net_g`` weights.
+
+Run as ``python -m torch.distributed.run --nproc_per_node=2 ddp_train.py OUT_DIR -opt X --launcher pytorch``. Each rank
+writes ``OUT_DIR/rank<r>_init.pth`` right after its model is built (after DDP's broadcast) and
+``OUT_DIR/rank<r>_final.pth`` when training has finished.
+"""
+
+import os
+import sys
+
+import san_plugin  # noqa: F401  (first: makes BasicSR importable, applies the plugin)
+
+# isort: split
+import basicsr.train
+import torch
+
+
+def main():
+    out_dir = sys.argv.pop(1)
+    built = []
+    build_model = basicsr.train.build_model
+
+    def build_and_keep(opt):
+        model = build_model(opt)
+        built.append((opt['rank'], model))
+        torch.save(model.get_bare_model(model.net_g).state_dict(), os.path.join(out_dir, f'rank{opt["rank"]}_init.pth'))
+        return model
+
+    basicsr.train.build_model = build_and_keep
+    basicsr.train.train_pipeline(os.getcwd())
+    rank, model = built[0]
+    torch.save(model.get_bare_model(model.net_g).state_dict(), os.path.join(out_dir, f'rank{rank}_final.pth'))
+    torch.distributed.destroy_process_group()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,115 @@
+"""SAN trains and tests through every way of running BasicSR 1.4.2, on CPU, with outputs in the working directory."""
+
+import re
+import shutil
+import sysconfig
+from pathlib import Path
+
+import cv2
+import pytest
+import torch
+from basicsr.archs import build_network
+from helpers.workflow import (
+    REPO_ROOT,
+    TINY_SAN,
+    describe,
+    eval_options,
+    make_pairs,
+    read_log,
+    run_python,
+    train_options,
+    write_options,
+)
+
+BASICSR_DIR = Path(sysconfig.get_path('purelib')) / 'basicsr'
+TRAIN_ENTRY_POINTS = {'basicsr_module': ['-m', 'basicsr.train'], 'tools': [REPO_ROOT / 'tools' / 'train.py']}
+TEST_ENTRY_POINTS = {'basicsr_module': ['-m', 'basicsr.test'], 'tools': [REPO_ROOT / 'tools' / 'test.py']}
+
+
+@pytest.fixture(scope='module')
+def pairs(tmp_path_factory):
+    return make_pairs(tmp_path_factory.mktemp('pairs'))
+
+
+@pytest.fixture(scope='module')
+def tiny_weights(tmp_path_factory):
+    path = tmp_path_factory.mktemp('weights') / 'tiny_san.pth'
+    torch.save({'params': build_network(TINY_SAN).state_dict()}, path)
+    return path
+
+
+def assert_trained_and_resumes(command, cwd, experiment, env=None):
+    """Train 4 iterations with ``command``, then resume to 6 with ``--auto_resume``.
+
+    Checks checkpoints every 2 iterations and at the end, EMA weights, training states, SAN and SANModel, the
+    validation PSNR, and a resume on CPU from the run's newest state.
+    """
+    proc = run_python(command, cwd=cwd, env=env)
+    assert proc.returncode == 0, describe(proc)
+    models, states = experiment / 'models', experiment / 'training_states'
+    assert sorted(p.name for p in models.iterdir()) == ['net_g_2.pth', 'net_g_4.pth', 'net_g_latest.pth']
+    assert sorted(p.name for p in states.iterdir()) == ['2.state', '4.state']
+    assert set(torch.load(models / 'net_g_latest.pth', weights_only=True)) == {'params', 'params_ema'}
+    log = read_log(experiment, 'train_')
+    assert 'Network [SAN] is created.' in log
+    assert 'Model [SANModel] is created.' in log
+    psnrs = [float(v) for v in re.findall(r'# psnr: (\d+\.\d+)', log)]
+    assert len(psnrs) == 3 and all(10 < v < 60 for v in psnrs), psnrs
+
+    proc = run_python([*command, '--auto_resume', '--force_yml', 'train:total_iter=6'], cwd=cwd, env=env)
+    assert proc.returncode == 0, describe(proc)
+    resumed_log = sorted(experiment.glob('train_*.log'))[-1].read_text()
+    assert 'Resuming training from epoch: 0, iter: 4.' in resumed_log
+    assert (states / '6.state').is_file()
+    return log
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('entry', TRAIN_ENTRY_POINTS, ids=str)
+def test_train_writes_into_working_directory(entry, tmp_path, pairs):
+    opt = train_options(f'tiny_train_{entry}', *pairs)
+    opt['logger']['use_tb_logger'] = True
+    write_options(tmp_path / 'train.yml', opt)
+    assert_trained_and_resumes(
+        [*TRAIN_ENTRY_POINTS[entry], '-opt', 'train.yml'], tmp_path, tmp_path / 'experiments' / opt['name']
+    )
+    assert (tmp_path / 'tb_logger' / opt['name']).is_dir()
+    for leaked in ('experiments', 'tb_logger'):
+        assert not (BASICSR_DIR.parent / leaked / opt['name']).exists()
+
+
+@pytest.mark.slow
+def test_train_from_basicsr_source_tree(tmp_path, pairs):
+    """``python basicsr/train.py`` in a BasicSR checkout (the installed package is the same tree as the sdist's)."""
+    checkout = tmp_path / 'BasicSR'
+    shutil.copytree(BASICSR_DIR, checkout / 'basicsr', ignore=shutil.ignore_patterns('__pycache__'))
+    version = checkout / 'basicsr' / 'version.py'
+    version.write_text(version.read_text().replace("__version__ = '1.4.2'", "__version__ = '1.4.2+checkout'"))
+    opt = train_options('tiny_train_checkout', *pairs)
+    write_options(tmp_path / 'train.yml', opt)
+    command = ['basicsr/train.py', '-opt', tmp_path / 'train.yml']
+    log = assert_trained_and_resumes(command, checkout, checkout / 'experiments' / opt['name'], {'PYTHONPATH': '.'})
+    assert 'BasicSR: 1.4.2+checkout' in log
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('entry', TEST_ENTRY_POINTS, ids=str)
+def test_test_writes_metrics_and_images(entry, tmp_path, pairs, tiny_weights):
+    opt = eval_options(f'tiny_test_{entry}', *pairs, weights=tiny_weights)
+    write_options(tmp_path / 'test.yml', opt)
+    proc = run_python([*TEST_ENTRY_POINTS[entry], '-opt', 'test.yml'], cwd=tmp_path)
+    assert proc.returncode == 0, describe(proc)
+    results = tmp_path / 'results' / opt['name']
+    log = read_log(results, 'test_')
+    assert f'Loading SAN model from {tiny_weights}' in log
+    assert re.search(r'Validation tiny_test\s+# psnr: \d+\.\d+.*\n\s+# ssim: 0\.\d+', log), log[-2000:]
+    images = sorted((results / 'visualization' / 'tiny_test').glob('*.png'))
+    assert [p.name for p in images] == [f'{i:04d}_{opt["name"]}.png' for i in range(8)]
+    assert cv2.imread(str(images[0])).shape == (32, 32, 3)
+
+
+def test_plain_python_start_up_imports_nothing_heavy(tmp_path):
+    """The start-up hook that finds the plugin costs programs that never import BasicSR nothing heavy."""
+    proc = run_python(['-c', "import sys; print('torch' in sys.modules, 'san_plugin' in sys.modules)"], cwd=tmp_path)
+    assert proc.returncode == 0, describe(proc)
+    assert proc.stdout.strip() == 'False False'

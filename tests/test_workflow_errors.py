@@ -1,0 +1,69 @@
+"""User errors stop a run with a non-zero exit and a message naming the option key or the file at fault."""
+
+import cv2
+import numpy as np
+import pytest
+from helpers.workflow import TINY_SAN, describe, make_pairs, run_python, train_options, write_options
+
+from san_plugin.compat.network_options import check_network_options
+
+
+def with_network(**changes):
+    return {'network_g': {**TINY_SAN, **changes}}
+
+
+@pytest.mark.parametrize(
+    'opt, message',
+    [
+        (with_network(num_feats=16), r"network_g \(type SAN\): unknown option\(s\) \['num_feats'\]"),
+        ({'network_g': {'type': 'RCAN'}}, r"network_g \(type RCAN\): missing required option\(s\) \['num_in_ch', "),
+        (with_network(type='NoSuchNet'), r'network_g: type "NoSuchNet" is not a registered arch; registered: .*SAN'),
+        ({'network_g': {'num_feat': 16}}, r'network_g: the option "type" .* is missing'),
+        ({'network_d': {'type': 'SAN', 'scale': 2}}, r"network_d \(type SAN\): unknown option\(s\) \['scale'\]"),
+    ],
+)
+def test_network_options_are_checked_against_the_arch(opt, message):
+    with pytest.raises(ValueError, match=message):
+        check_network_options(opt)
+
+
+def test_valid_network_options_pass():
+    check_network_options(with_network())
+    check_network_options({'network_g': {'type': 'RCAN', 'num_in_ch': 3, 'num_out_ch': 3}, 'network_x': None})
+
+
+def unknown_network_key(opt, gt_dir, lq_dir):
+    opt['network_g']['squeeze'] = 4
+    return ['network_g', "unknown option(s) ['squeeze']"]
+
+
+def missing_dataset(opt, gt_dir, lq_dir):
+    opt['datasets']['train']['dataroot_gt'] = str(gt_dir.parent / 'no_such_folder')
+    return ['dataroot_gt', str(gt_dir.parent / 'no_such_folder'), 'does not exist']
+
+
+def corrupt_image(opt, gt_dir, lq_dir):
+    (gt_dir / '0005.png').write_bytes(b'\x89PNG\r\n\x1a\n' + bytes(100))
+    return [str(gt_dir / '0005.png'), 'does not decode']
+
+
+def size_mismatch(opt, gt_dir, lq_dir):
+    cv2.imwrite(str(lq_dir / '0003.png'), np.zeros((15, 16, 3), np.uint8))
+    return [str(lq_dir / '0003.png'), 'is 16x15', 'must be 32x30']
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    'break_run', [unknown_network_key, missing_dataset, corrupt_image, size_mismatch], ids=lambda f: f.__name__
+)
+def test_training_stops_with_a_clear_message(break_run, tmp_path):
+    gt_dir, lq_dir = make_pairs(tmp_path / 'pairs')
+    opt = train_options('tiny_error', gt_dir, lq_dir, validate=False)
+    opt['datasets']['train']['type'] = 'CheckedPairedImageDataset'
+    expected = break_run(opt, gt_dir, lq_dir)
+    write_options(tmp_path / 'train.yml', opt)
+    proc = run_python(['-m', 'basicsr.train', '-opt', 'train.yml'], cwd=tmp_path)
+    assert proc.returncode != 0, describe(proc)
+    last_line = proc.stderr.strip().splitlines()[-1]
+    for part in expected:
+        assert part in last_line, describe(proc)

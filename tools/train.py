@@ -1,0 +1,20 @@
+"""Train with BasicSR's own training pipeline, with san_plugin's archs, models and fixes.
+
+Same command line as BasicSR's ``basicsr/train.py``, e.g. (from the repository root)::
+
+    python tools/train.py -opt options/train/train_SAN_x4.yml [--auto_resume] [--debug] [--force_yml k:k=v]
+    torchrun --nproc_per_node=4 tools/train.py -opt options/train/train_SAN_x4.yml --launcher pytorch
+
+``experiments/`` and ``tb_logger/`` are created in the current working directory, which is also what relative
+dataset paths in option files are relative to.
+"""
+
+import os
+
+import san_plugin  # noqa: F401  (first: makes BasicSR importable on current torchvision, applies the plugin)
+
+# isort: split
+from basicsr.train import train_pipeline
+
+if __name__ == '__main__':
+    train_pipeline(os.getcwd())
