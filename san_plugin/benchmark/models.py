@@ -1,0 +1,160 @@
+"""Model specs of the benchmarks: ``bicubic``, ``name=WEIGHTS``, ``name=OPTIONS.yml``, ``name=type:ARCH,key:value``.
+
+A spec becomes a network for one scale with :meth:`ModelSpec.build`. Weight files of any format go through
+``san_plugin.convert.loading`` (architecture and scale detected from the weights, the authors' formats converted).
+"""
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from basicsr.archs import build_network
+
+from san_plugin.convert.loading import load_into_network, read_any_checkpoint
+
+BICUBIC = 'bicubic'
+OPTION_SUFFIXES = ('.yml', '.yaml')
+
+# The networks at the sizes of their papers, for the speed benchmark.
+PAPER_NETWORKS = {
+    'san': {'type': 'SAN', 'num_feat': 64, 'num_group': 20, 'num_block': 10, 'squeeze_factor': 16},
+    'rcan': {'type': 'RCAN', 'num_feat': 64, 'num_group': 10, 'num_block': 20, 'squeeze_factor': 16},
+    'drln': {'type': 'DRLN', 'num_feat': 64},
+}
+
+
+def paper_network_opt(name, scale):
+    """``network_g`` options of a network of :data:`PAPER_NETWORKS` at ``scale``."""
+    if name not in PAPER_NETWORKS:
+        raise ValueError(f'unknown model {name!r} for --models; choose from {sorted(PAPER_NETWORKS)}')
+    return {**PAPER_NETWORKS[name], 'num_in_ch': 3, 'num_out_ch': 3, 'upscale': scale}
+
+
+@dataclass
+class ModelSpec:
+    """One model of a benchmark.
+
+    Args:
+        name (str): Name shown in reports.
+        network_opt (dict | None): BasicSR ``network_g`` options; None for bicubic upscaling.
+        weights (str | None): Weights file loaded into the network; None leaves it untrained.
+        origin (str): Where the spec came from (flag or option key), for error messages.
+    """
+
+    name: str
+    network_opt: dict | None = None
+    weights: str | None = None
+    origin: str = '--model'
+
+    @property
+    def is_bicubic(self):
+        return self.network_opt is None
+
+    def supports(self, scale):
+        """Whether the model upscales by ``scale`` (networks without a fixed ``upscale`` take any)."""
+        return self.is_bicubic or self.network_opt.get('upscale', scale) == scale
+
+    def build(self, scale):
+        """The network for ``scale`` in eval mode on the CPU, its weights loaded; None for bicubic."""
+        if self.is_bicubic:
+            return None
+        if not self.supports(scale):
+            raise ValueError(
+                f'{self.origin} {self.name}: the network upscales x{self.network_opt["upscale"]}, not x{scale}'
+            )
+        opt = copy.deepcopy(self.network_opt)
+        opt.setdefault('upscale', scale)
+        try:
+            net = build_network(opt)
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f'{self.origin} {self.name}: cannot build network {self.network_opt}: {error}') from error
+        if self.weights is not None:
+            try:
+                load_into_network(net, self.weights)
+            except (RuntimeError, ValueError) as error:
+                raise ValueError(f'{self.origin} {self.name}: {error}') from error
+        return net.eval()
+
+
+def _inline_network_opt(text, origin):
+    opt = {}
+    for item in text.split(','):
+        key, sep, value = item.partition(':')
+        if not sep or not key.strip():
+            raise ValueError(f'{origin}: {item!r} in {text!r} is not key:value')
+        opt[key.strip()] = yaml.safe_load(value)
+    return opt
+
+
+def _options_file_spec(name, path, origin):
+    try:
+        options = yaml.safe_load(path.read_text(encoding='utf-8'))
+    except (OSError, yaml.YAMLError) as error:
+        raise ValueError(f'{origin} {name}: cannot read options file {path}: {error}') from error
+    if not isinstance(options, dict) or not isinstance(options.get('network_g'), dict):
+        raise ValueError(f'{origin} {name}: options file {path} has no network_g block')
+    weights = (options.get('path') or {}).get('pretrain_network_g')
+    if weights is not None and not Path(weights).is_file():
+        raise FileNotFoundError(f'{origin} {name}: path.pretrain_network_g of {path} ({weights}) does not exist')
+    return ModelSpec(name, dict(options['network_g']), weights, origin)
+
+
+def _weights_file_spec(name, path, origin):
+    try:
+        arch, _, config, _ = read_any_checkpoint(path)
+    except (OSError, ValueError) as error:
+        raise ValueError(f'{origin} {name}: {error}') from error
+    if arch is None:
+        raise ValueError(
+            f'{origin} {name}: the network of weights file {path} is not recognised; '
+            f'give an options file with its network_g instead (NAME=OPTIONS.yml)'
+        )
+    return ModelSpec(name, {'type': arch, **config}, str(path), origin)
+
+
+def parse_model_spec(text, origin='--model'):
+    """Parse one model spec.
+
+    Args:
+        text (str): ``bicubic``; ``NAME=WEIGHTS`` (.pth/.pt/.safetensors of any supported layout);
+            ``NAME=OPTIONS.yml`` (its ``network_g`` and ``path.pretrain_network_g``); or
+            ``NAME=type:ARCH,key:value,...`` (an untrained network, values read as YAML).
+        origin (str): Flag or option key of the spec, named in errors. Default: '--model'.
+
+    Returns:
+        ModelSpec: The spec.
+    """
+    if text == BICUBIC:
+        return ModelSpec(BICUBIC, origin=origin)
+    name, sep, value = text.partition('=')
+    if not sep or not name or not value:
+        raise ValueError(f'{origin} {text!r}: expected bicubic, NAME=WEIGHTS, NAME=OPTIONS.yml or NAME=type:ARCH,...')
+    return model_spec_from_value(name, value, origin)
+
+
+def model_spec_from_value(name, value, origin):
+    """Build a spec named ``name`` from a string (see :func:`parse_model_spec`) or a ``network_g`` mapping.
+
+    A mapping may hold ``weights`` (a weights file) beside the ``network_g`` keys.
+    """
+    if isinstance(value, dict):
+        opt = dict(value)
+        weights = opt.pop('weights', None)
+        if 'type' not in opt:
+            raise ValueError(f'{origin} {name}: a network_g block needs a type key')
+        if weights is not None and not Path(weights).is_file():
+            raise FileNotFoundError(f'{origin} {name}: weights file {weights} does not exist')
+        return ModelSpec(name, opt, weights, origin)
+    if not isinstance(value, str):
+        raise ValueError(f'{origin} {name}: expected a string or a network_g mapping, got {value!r}')
+    if value == BICUBIC:
+        return ModelSpec(name, origin=origin)
+    if value.startswith('type:'):
+        return ModelSpec(name, _inline_network_opt(value, f'{origin} {name}'), origin=origin)
+    path = Path(value)
+    if not path.is_file():
+        raise FileNotFoundError(f'{origin} {name}: {path} does not exist (expected a weights or options file)')
+    if path.suffix in OPTION_SUFFIXES:
+        return _options_file_spec(name, path, origin)
+    return _weights_file_spec(name, path, origin)

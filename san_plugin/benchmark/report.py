@@ -1,0 +1,99 @@
+"""Write benchmark results as JSON, CSV and a paper-style Markdown table; every file written atomically."""
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+CSV_COLUMNS = ('model', 'dataset', 'scale', 'psnr', 'ssim', 'params', 'flops', 'flops_input', 'latency_ms',
+               'peak_mem_mb', 'device', 'num_images')  # fmt: skip
+
+
+def write_atomic(path, data):
+    """Write ``data`` (str or bytes) to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    binary = isinstance(data, bytes)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'wb' if binary else 'w', **({} if binary else {'encoding': 'utf-8', 'newline': ''})) as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path, obj):
+    """Write ``obj`` as indented JSON."""
+    write_atomic(path, json.dumps(obj, indent=2) + '\n')
+
+
+def write_csv(path, rows):
+    """One line per result row (per-image results are in the JSON only)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, CSV_COLUMNS, extrasaction='ignore', lineterminator='\n')
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({**row, 'num_images': len(row.get('per_image', []))})
+    write_atomic(path, buffer.getvalue())
+
+
+def _fmt(value, digits):
+    return '-' if value is None else f'{value:.{digits}f}'
+
+
+def _bold_best(values, higher_is_better, digits):
+    """Format a column, the best value in bold (ties all bold); None shows as '-'."""
+    present = [v for v in values if v is not None]
+    best = (max if higher_is_better else min)(present) if present else None
+    out = []
+    for v in values:
+        text = _fmt(v, digits)
+        out.append(f'**{text}**' if v is not None and len(present) > 1 and text == _fmt(best, digits) else text)
+    return out
+
+
+def markdown_table(rows):
+    """Paper-style tables, one per scale: a line per model, parameters and FLOPs, then per data set PSNR / SSIM,
+    latency and peak memory; the best value of each column in bold (higher PSNR/SSIM, lower costs).
+
+    Args:
+        rows (list[dict]): Result rows of :func:`san_plugin.benchmark.quality.run_quality`.
+
+    Returns:
+        str: Markdown text.
+    """
+    lines = []
+    for scale in sorted({r['scale'] for r in rows}):
+        at_scale = [r for r in rows if r['scale'] == scale]
+        models = list(dict.fromkeys(r['model'] for r in at_scale))
+        datasets = list(dict.fromkeys(r['dataset'] for r in at_scale))
+        cell = {(r['model'], r['dataset']): r for r in at_scale}
+        first = {m: next(r for r in at_scale if r['model'] == m) for m in models}
+        flops_inputs = sorted({r['flops_input'] for r in at_scale if r['flops_input']})
+        columns = [('Model', models)]
+        columns.append(('Params (M)', _bold_best([_scaled(first[m]['params'], 1e6) for m in models], False, 2)))
+        flops_head = f'FLOPs (G) @{",".join(flops_inputs)}' if flops_inputs else 'FLOPs (G)'
+        columns.append((flops_head, _bold_best([_scaled(first[m]['flops'], 1e9) for m in models], False, 2)))
+        for d in datasets:
+            got = [cell.get((m, d), {}) for m in models]
+            psnr = _bold_best([r.get('psnr') for r in got], True, 2)
+            ssim = _bold_best([r.get('ssim') for r in got], True, 4)
+            columns.append((f'{d} PSNR / SSIM', [f'{p} / {s}' for p, s in zip(psnr, ssim)]))
+            columns.append((f'{d} ms', _bold_best([r.get('latency_ms') for r in got], False, 1)))
+            columns.append((f'{d} MB', _bold_best([r.get('peak_mem_mb') for r in got], False, 0)))
+        lines.append(f'### x{scale} (device: {at_scale[0]["device"]})\n')
+        lines.append('| ' + ' | '.join(head for head, _ in columns) + ' |')
+        lines.append('|' + '|'.join(' --- ' for _ in columns) + '|')
+        for i in range(len(models)):
+            lines.append('| ' + ' | '.join(str(values[i]) for _, values in columns) + ' |')
+        lines.append('')
+    lines.append('PSNR / SSIM on the Y channel (BT.601), crop border = scale; latency: median per image after warm-up.')
+    return '\n'.join(lines) + '\n'
+
+
+def _scaled(value, unit):
+    return None if value is None else value / unit

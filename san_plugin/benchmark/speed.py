@@ -1,0 +1,335 @@
+"""Speed benchmark: forward latency, one training step and peak memory of networks at the same input sizes.
+
+Each measurement runs in float32 and in the asked variants (autocast to bfloat16/float16, channels-last memory
+format, ``torch.compile``), so every variant is compared with plain float32 in the same run. Peak memory is measured
+in a fresh subprocess per measurement (``python -m san_plugin.benchmark.speed JOB``) so that networks measured
+earlier cannot hide or add memory; see :mod:`san_plugin.benchmark.memory` for the method on each device.
+"""
+
+import contextlib
+import copy
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from basicsr.archs import build_network
+
+from san_plugin.benchmark.memory import PeakMemory, describe_method
+from san_plugin.benchmark.models import paper_network_opt
+
+AMP_DTYPES = {'bfloat16': torch.bfloat16, 'float16': torch.float16}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """How a network is run: autocast dtype (None: float32), channels-last memory format, ``torch.compile``."""
+
+    amp: str | None = None
+    channels_last: bool = False
+    compile: bool = False
+
+    @property
+    def name(self):
+        parts = ([f'amp-{self.amp}'] if self.amp else []) + (['channels_last'] if self.channels_last else [])
+        return '+'.join(parts + (['compile'] if self.compile else [])) or 'fp32'
+
+
+def variants_from_flags(amp=None, channels_last=False, compile=False):
+    """Plain float32, each asked variant alone, and all of them together when more than one is asked."""
+    singles = [Variant(amp=amp)] if amp else []
+    singles += [Variant(channels_last=True)] if channels_last else []
+    singles += [Variant(compile=True)] if compile else []
+    combined = [Variant(amp, channels_last, compile)] if len(singles) > 1 else []
+    return [Variant()] + singles + combined
+
+
+def prepare_network(net, variant, device):
+    """Move ``net`` to ``device`` and apply the variant's memory format and compilation."""
+    net = net.to(device)
+    if variant.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    return torch.compile(net) if variant.compile else net
+
+
+def prepare_input(x, variant, device):
+    """Move ``x`` to ``device`` in the variant's memory format."""
+    x = x.to(device)
+    return x.contiguous(memory_format=torch.channels_last) if variant.channels_last else x
+
+
+def autocast(variant, device):
+    """Autocast context of the variant (a no-op for float32)."""
+    if variant.amp is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=AMP_DTYPES[variant.amp])
+
+
+def synchronize(device):
+    if torch.device(device).type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def median_ms(fn, device, warmup, repeats):
+    """Median wall time of ``fn()`` in milliseconds over ``repeats`` calls after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def forward_fn(net, x, variant, device):
+    """A closure running one inference forward."""
+
+    def run():
+        with torch.inference_mode(), autocast(variant, device):
+            net(x)
+
+    return run
+
+
+def train_step_fn(net, x, target, variant, device):
+    """A closure running one training step: L1 loss, backward, Adam step (a gradient scaler under float16)."""
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
+    scaler = torch.amp.GradScaler(torch.device(device).type, enabled=variant.amp == 'float16')
+
+    def run():
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(variant, device):
+            loss = F.l1_loss(net(x).float(), target)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    return run
+
+
+def build(network_opt, variant, device, train):
+    """Build a network from ``network_g`` options, in train or eval mode, prepared for the variant."""
+    net = build_network(copy.deepcopy(network_opt))
+    return prepare_network(net.train(train), variant, device)
+
+
+def lr_input(batch, size, variant, device):
+    return prepare_input(torch.rand(batch, 3, size, size), variant, device)
+
+
+def measure_memory(job):
+    """Peak memory in MiB of one job (see :func:`child_main`) run in this process, from the network build on."""
+    device = torch.device(job['device'])
+    variant = Variant(**job['variant'])
+    memory = PeakMemory(device).start()
+    net = build(job['network_opt'], variant, device, job['train'])
+    x = lr_input(job['batch'], job['size'], variant, device)
+    if job['train']:
+        hr = job['size'] * job['network_opt']['upscale']
+        target = torch.rand(job['batch'], 3, hr, hr, device=device)
+        train_step_fn(net, x, target, variant, device)()
+    else:
+        forward_fn(net, x, variant, device)()
+    return memory.peak_mb()
+
+
+def run_in_subprocess(job, timeout=None):
+    """Run :func:`measure_memory` for ``job`` in a fresh Python process; returns (MiB or None, error or None)."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])
+    env['PYTHONPATH'] = os.pathsep.join([root, env['PYTHONPATH']]) if env.get('PYTHONPATH') else root
+    cmd = [sys.executable, '-m', 'san_plugin.benchmark.speed', json.dumps(job)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, f'timed out after {timeout} s'
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ['no output'])[-1]
+        return None, f'subprocess failed ({proc.returncode}): {tail}'
+    return json.loads(proc.stdout.strip().splitlines()[-1])['peak_mb'], None
+
+
+@dataclass
+class SpeedConfig:
+    """What :func:`run_speed` measures; see ``tools/benchmark.py speed --help``."""
+
+    models: tuple = ('san', 'rcan')
+    sizes: tuple = (64, 128)
+    batch: int = 1
+    train_batch: int = 4
+    train_size: int = 48
+    memory_sizes: tuple = (256, 512)
+    scale: int = 4
+    repeats: int = 5
+    warmup: int = 2
+    device: str = 'cpu'
+    threads: int | None = None
+    amp: str | None = None
+    channels_last: bool = False
+    compile: bool = False
+
+
+def _attempt(fn):
+    try:
+        return fn(), None
+    except (RuntimeError, torch.OutOfMemoryError) as error:
+        return None, str(error).strip().splitlines()[0][:300]
+
+
+def _timings(config, model, variant, log):
+    """Forward latency at each size and the training-step time of one network and variant."""
+    device = config.device
+    rows = []
+    network_opt = paper_network_opt(model, config.scale)
+    net, error = _attempt(lambda: build(network_opt, variant, device, train=False))
+    for size in config.sizes:
+        value = None
+        if net is not None:
+            x = lr_input(config.batch, size, variant, device)
+            value, error = _attempt(
+                lambda x=x: median_ms(forward_fn(net, x, variant, device), device, config.warmup, config.repeats)
+            )
+        rows.append(_row(model, variant, 'forward_ms', config.batch, size, value, error, log))
+    del net
+    net, error = _attempt(lambda: build(network_opt, variant, device, train=True))
+    value = None
+    if net is not None:
+        x = lr_input(config.train_batch, config.train_size, variant, device)
+        hr = config.train_size * config.scale
+        target = torch.rand(config.train_batch, 3, hr, hr, device=device)
+        step = train_step_fn(net, x, target, variant, device)
+        value, error = _attempt(lambda: median_ms(step, device, config.warmup, config.repeats))
+    rows.append(_row(model, variant, 'train_step_ms', config.train_batch, config.train_size, value, error, log))
+    return rows
+
+
+def _memory(config, model, variant, log):
+    """Peak memory of full-image inference at each memory size and of one training step, in subprocesses."""
+    network_opt = paper_network_opt(model, config.scale)
+    base = {'network_opt': network_opt, 'device': config.device, 'threads': config.threads}
+    base['variant'] = asdict(variant)
+    jobs = [('forward_peak_mb', {'batch': 1, 'size': s, 'train': False}) for s in config.memory_sizes]
+    jobs.append(('train_peak_mb', {'batch': config.train_batch, 'size': config.train_size, 'train': True}))
+    rows = []
+    for measurement, job in jobs:
+        value, error = run_in_subprocess({**base, **job})
+        rows.append(_row(model, variant, measurement, job['batch'], job['size'], value, error, log))
+    return rows
+
+
+def _row(model, variant, measurement, batch, size, value, error, log):
+    row = {'model': model, 'variant': variant.name, 'measurement': measurement, 'input': f'{batch}x3x{size}x{size}'}
+    row.update(value=value, error=error)
+    log(
+        f'{model:>6} {variant.name:>22} {measurement:>15} {row["input"]:>14}: '
+        + (f'{value:.1f}' if error is None else f'failed: {error}')
+    )
+    return row
+
+
+def ratios(rows, reference):
+    """Ratios of each model's values to ``reference``'s for the same measurement, input and variant, and of each
+    variant to float32 for the same model, measurement and input."""
+    index = {(r['model'], r['variant'], r['measurement'], r['input']): r['value'] for r in rows}
+    model_ratios, variant_ratios = [], []
+    for (model, variant, measurement, inp), value in index.items():
+        ref = index.get((reference, variant, measurement, inp))
+        if model != reference and value is not None and ref:
+            model_ratios.append({'ratio': f'{model}/{reference}', 'variant': variant, 'measurement': measurement,
+                                 'input': inp, 'value': value / ref})  # fmt: skip
+        fp32 = index.get((model, 'fp32', measurement, inp))
+        if variant != 'fp32' and value is not None and fp32:
+            variant_ratios.append({'model': model, 'ratio': f'{variant}/fp32', 'measurement': measurement,
+                                   'input': inp, 'value': value / fp32})  # fmt: skip
+    return model_ratios, variant_ratios
+
+
+def run_speed(config, log=print):
+    """Measure every model and variant.
+
+    Args:
+        config (SpeedConfig): What to measure.
+        log (callable): Called with one line per finished measurement. Default: print.
+
+    Returns:
+        dict: ``environment`` (device, threads, versions, memory method), ``config``, ``results`` (rows with model,
+        variant, measurement, input, value, error) and the ratios (``model_ratios``, ``variant_ratios``).
+    """
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    if torch.device(config.device).type == 'cuda' and not torch.cuda.is_available():
+        raise RuntimeError('--device cuda: CUDA is not available')
+    for model in config.models:
+        paper_network_opt(model, config.scale)
+    variants = variants_from_flags(config.amp, config.channels_last, config.compile)
+    rows = []
+    for model in config.models:
+        for variant in variants:
+            rows += _timings(config, model, variant, log)
+            rows += _memory(config, model, variant, log)
+    reference = 'rcan' if 'rcan' in config.models else config.models[-1]
+    model_ratios, variant_ratios = ratios(rows, reference)
+    device_name = torch.cuda.get_device_name(config.device) if torch.device(config.device).type == 'cuda' else 'cpu'
+    environment = {
+        'device': device_name,
+        'threads': torch.get_num_threads(),
+        'torch': torch.__version__,
+        'memory_method': describe_method(config.device) + ', one fresh subprocess per measurement',
+    }
+    return {'environment': environment, 'config': asdict(config), 'results': rows, 'model_ratios': model_ratios,
+            'variant_ratios': variant_ratios}  # fmt: skip
+
+
+def format_table(report):
+    """Plain-text table of a :func:`run_speed` report: one line per measurement, models side by side, ratios."""
+    rows = report['results']
+    models = list(dict.fromkeys(r['model'] for r in rows))
+    ratio_by_key = {
+        (r['ratio'], r['measurement'], r['input'], r['variant']): r['value'] for r in report['model_ratios']
+    }
+    names = sorted({r['ratio'] for r in report['model_ratios']})
+    head = ['measurement', 'input', 'variant', *models, *names]
+    lines = []
+    keys = list(dict.fromkeys((r['measurement'], r['input'], r['variant']) for r in rows))
+    value = {(r['model'], r['measurement'], r['input'], r['variant']): r for r in rows}
+    for key in keys:
+        cells = list(key)
+        for model in models:
+            row = value.get((model, *key))
+            cells.append('-' if row is None else ('failed' if row['value'] is None else f'{row["value"]:.1f}'))
+        for name in names:
+            ratio = ratio_by_key.get((name, *key))
+            cells.append('-' if ratio is None else f'{ratio:.2f}')
+        lines.append(cells)
+    widths = [max(len(str(c)) for c in col) for col in zip(head, *lines)]
+    text = [' '.join(str(c).rjust(w) for c, w in zip(cells, widths)) for cells in [head, *lines]]
+    env = report['environment']
+    text.append(f'device: {env["device"]}, threads: {env["threads"]}, torch {env["torch"]}')
+    text.append('forward: median ms after warm-up under torch.inference_mode; train step: L1 + Adam, median ms')
+    text.append(f'peak memory (MiB): {env["memory_method"]}')
+    for r in report['variant_ratios']:
+        text.append(f'{r["model"]} {r["ratio"]} {r["measurement"]} {r["input"]}: {r["value"]:.2f}')
+    return '\n'.join(text)
+
+
+def child_main(argv):
+    """Entry of the memory subprocess: run one JSON job, print ``{"peak_mb": ...}``."""
+    import san_plugin  # noqa: F401  (registers the archs)
+
+    job = json.loads(argv[0])
+    if job.get('threads'):
+        torch.set_num_threads(job['threads'])
+    print(json.dumps({'peak_mb': measure_memory(job)}))
+
+
+if __name__ == '__main__':
+    child_main(sys.argv[1:])
