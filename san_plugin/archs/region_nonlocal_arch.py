@@ -35,10 +35,12 @@ def embedded_gaussian_attention(query, key, value):
         Tensor: Attended values, shape (n, d, h, w).
     """
     n, d, h, w = query.shape
-    q = query.flatten(2).transpose(1, 2).unsqueeze(1)
-    k = pool_keys(key).flatten(2).transpose(1, 2).unsqueeze(1)
-    v = pool_keys(value).flatten(2).transpose(1, 2).unsqueeze(1)
-    # softmax(q k^T) v without the 1/sqrt(d) scale, as the authors' block; fused kernels keep no (hw x hw/4) map.
+    # (n, 1, positions, d), contiguous: fused kernels need a unit stride on the last dimension, else PyTorch falls
+    # back to the math path that materialises the (hw x hw/4) map.
+    q, k, v = (
+        t.flatten(2).transpose(1, 2).unsqueeze(1).contiguous() for t in (query, pool_keys(key), pool_keys(value))
+    )
+    # softmax(q k^T) v without the 1/sqrt(d) scale, as the authors' block.
     out = F.scaled_dot_product_attention(q, k, v, scale=1.0)
     return out.squeeze(1).transpose(1, 2).reshape(n, d, h, w)
 
