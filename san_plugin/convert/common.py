@@ -1,4 +1,8 @@
-"""Checks shared by the converters: every tensor present, with the shape our network expects."""
+"""Pieces shared by the converters: reading configuration values off tensors, and checking the result."""
+
+import re
+
+import torch
 
 
 def strip_module_prefix(state_dict):
@@ -26,3 +30,41 @@ def check_against_network(converted, expected, original_name, what):
     extra = sorted(set(converted) - set(expected))
     if extra:
         raise KeyError(f'{what}: keys the network does not have: {[original_name(k) for k in extra]}')
+
+
+def require_key(state_dict, key, what):
+    """Return ``state_dict[key]``, or raise a KeyError naming the key and what is being converted."""
+    if key not in state_dict:
+        raise KeyError(f'{what}: missing key {key!r}')
+    return state_dict[key]
+
+
+def count_indices(keys, pattern):
+    """Number of distinct values of the first group of ``pattern`` among ``keys`` (e.g. groups, blocks)."""
+    regex = re.compile(pattern)
+    return len({match.group(1) for match in map(regex.match, keys) if match})
+
+
+def upscale_from_upsampler(conv_weights, num_feat, what):
+    """Scale factor of an EDSR-style upsampler from its convs' output channels (4C per x2 stage, or 9C for x3).
+
+    Args:
+        conv_weights (list[Tensor]): Upsampler conv weights, in order.
+        num_feat (int): Channel number of the features.
+        what (str): What is being converted, for messages.
+
+    Returns:
+        int: The scale.
+    """
+    out_channels = [weight.shape[0] for weight in conv_weights]
+    if out_channels == [9 * num_feat]:
+        return 3
+    if out_channels and all(c == 4 * num_feat for c in out_channels):
+        return 2 ** len(out_channels)
+    raise ValueError(f'{what}: upsampler convs with {out_channels} output channels match no scale of 2, 3, 4 or 8')
+
+
+def expected_state(network_class, config):
+    """``network_class(**config).state_dict()`` built on the meta device: the shapes, with nothing allocated."""
+    with torch.device('meta'):
+        return network_class(**config).state_dict()

@@ -49,3 +49,24 @@ class KeyRules:
             if match:
                 return (ours if from_original else orig).format(**match.groupdict())
         return None
+
+    def rename_to_ours(self, state_dict, what):
+        """Rename every key of an original state dict; drop the never-used ones; refuse unknown ones.
+
+        Args:
+            state_dict (dict[str, Tensor]): Original-format weights.
+            what (str): What is being converted, for messages.
+
+        Returns:
+            tuple[dict, list[str]]: The renamed state dict (same tensors, same order) and the dropped keys.
+        """
+        converted, dropped = {}, []
+        for key, tensor in state_dict.items():
+            our_key = self.to_ours(key)
+            if our_key is not None:
+                converted[our_key] = tensor
+            elif self.is_unused(key):
+                dropped.append(key)
+            else:
+                raise KeyError(f'{what}: unexpected key {key!r}')
+        return converted, dropped

@@ -9,12 +9,9 @@ our network has no counterpart: it is dropped on the way in and written as zeros
 
 import re
 
-import torch
-
 from san_plugin.archs.drln_arch import CASCADE_INPUT_BLOCKS, CASCADE_SIZES, DRLN
-from san_plugin.convert.common import check_against_network
+from san_plugin.convert.common import check_against_network, expected_state, require_key, upscale_from_upsampler
 from san_plugin.convert.key_rules import KeyRules
-from san_plugin.convert.original_san import upscale_from_upsampler
 
 WHAT = "authors' DRLN checkpoint"
 
@@ -75,12 +72,6 @@ def is_original_drln(state_dict):
     return all(key in state_dict for key in DETECTION_KEYS)
 
 
-def _require(state_dict, key):
-    if key not in state_dict:
-        raise KeyError(f'{WHAT}: missing key {key!r}')
-    return state_dict[key]
-
-
 def drln_config_from_original(state_dict):
     """Infer our ``DRLN`` constructor arguments from an authors' DRLN state dict.
 
@@ -90,21 +81,15 @@ def drln_config_from_original(state_dict):
     Returns:
         dict: ``num_in_ch``, ``num_out_ch``, ``num_feat``, ``squeeze_factor``, ``upscale``.
     """
-    num_feat, num_in_ch = _require(state_dict, 'head.weight').shape[:2]
+    num_feat, num_in_ch = require_key(state_dict, 'head.weight', WHAT).shape[:2]
     upsampler = [tensor for key, tensor in state_dict.items() if UPSAMPLER_WEIGHT.match(key)]
     return {
         'num_in_ch': int(num_in_ch),
-        'num_out_ch': int(_require(state_dict, 'tail.weight').shape[0]),
+        'num_out_ch': int(require_key(state_dict, 'tail.weight', WHAT).shape[0]),
         'num_feat': int(num_feat),
-        'squeeze_factor': int(num_feat // _require(state_dict, 'b1.ca.c1.body.0.weight').shape[0]),
+        'squeeze_factor': int(num_feat // require_key(state_dict, 'b1.ca.c1.body.0.weight', WHAT).shape[0]),
         'upscale': upscale_from_upsampler(upsampler, num_feat, WHAT),
     }
-
-
-def _expected_state(config):
-    """Our ``DRLN`` state dict for ``config`` on the meta device: the shapes, with nothing allocated."""
-    with torch.device('meta'):
-        return DRLN(**config).state_dict()
 
 
 def drln_state_from_original(state_dict):
@@ -117,16 +102,10 @@ def drln_state_from_original(state_dict):
         tuple[dict, list[str]]: Our state dict (the same tensors, in the original's order) and the dropped keys of
         the never-read fusion conv ``c4``.
     """
-    converted, dropped = {}, []
-    for key, tensor in state_dict.items():
-        our_key = RULES.to_ours(key)
-        if our_key is not None:
-            converted[our_key] = tensor
-        elif RULES.is_unused(key):
-            dropped.append(key)
-        else:
-            raise KeyError(f'{WHAT}: unexpected key {key!r}')
-    check_against_network(converted, _expected_state(drln_config_from_original(state_dict)), RULES.to_original, WHAT)
+    converted, dropped = RULES.rename_to_ours(state_dict, WHAT)
+    check_against_network(
+        converted, expected_state(DRLN, drln_config_from_original(state_dict)), RULES.to_original, WHAT
+    )
     return converted, dropped
 
 
@@ -148,7 +127,7 @@ def drln_state_to_original(state_dict):
         if original_key is None:
             raise KeyError(f"DRLN state dict: key {key!r} has no counterpart in the authors' format")
         original[original_key] = tensor
-    check_against_network(state_dict, _expected_state(drln_config_from_original(original)), str, 'DRLN state dict')
+    check_against_network(state_dict, expected_state(DRLN, drln_config_from_original(original)), str, 'DRLN state dict')
     head = original['head.weight']
     num_feat = head.shape[0]
     for path, width in UNUSED_FUSIONS.items():

@@ -12,9 +12,14 @@ import re
 import torch
 from basicsr.archs.rcan_arch import RCAN
 
-from san_plugin.convert.common import check_against_network
+from san_plugin.convert.common import (
+    check_against_network,
+    count_indices,
+    expected_state,
+    require_key,
+    upscale_from_upsampler,
+)
 from san_plugin.convert.key_rules import KeyRules
-from san_plugin.convert.original_san import upscale_from_upsampler
 
 WHAT = "authors' RCAN checkpoint"
 MEAN_SHIFT_KEYS = ('sub_mean.weight', 'sub_mean.bias', 'add_mean.weight', 'add_mean.bias')
@@ -52,17 +57,6 @@ def is_original_rcan(state_dict):
     return all(key in state_dict for key in DETECTION_KEYS)
 
 
-def _require(state_dict, key):
-    if key not in state_dict:
-        raise KeyError(f'{WHAT}: missing key {key!r}')
-    return state_dict[key]
-
-
-def _count(keys, pattern):
-    regex = re.compile(pattern)
-    return len({match.group(1) for match in map(regex.match, keys) if match})
-
-
 def rcan_config_from_original(state_dict):
     """Infer BasicSR ``RCAN`` constructor arguments from an authors' RCAN state dict.
 
@@ -73,27 +67,24 @@ def rcan_config_from_original(state_dict):
         dict: ``num_in_ch``, ``num_out_ch``, ``num_feat``, ``num_group``, ``num_block``, ``squeeze_factor``,
         ``upscale``, ``res_scale``, ``img_range``, ``rgb_mean``.
     """
-    num_feat, num_in_ch = _require(state_dict, 'head.0.weight').shape[:2]
+    num_feat, num_in_ch = require_key(state_dict, 'head.0.weight', WHAT).shape[:2]
     upsampler_keys = sorted(
         (key for key in state_dict if re.match(r'^tail\.0\.\d+\.weight$', key)), key=lambda key: int(key.split('.')[2])
     )
     return {
         'num_in_ch': int(num_in_ch),
-        'num_out_ch': int(_require(state_dict, 'tail.1.weight').shape[0]),
+        'num_out_ch': int(require_key(state_dict, 'tail.1.weight', WHAT).shape[0]),
         'num_feat': int(num_feat),
-        'num_group': _count(state_dict, r'^body\.(\d+)\.body\.'),
-        'num_block': _count(state_dict, r'^body\.0\.body\.(\d+)\.body\.'),
-        'squeeze_factor': int(num_feat // _require(state_dict, 'body.0.body.0.body.3.conv_du.0.weight').shape[0]),
+        'num_group': count_indices(state_dict, r'^body\.(\d+)\.body\.'),
+        'num_block': count_indices(state_dict, r'^body\.0\.body\.(\d+)\.body\.'),
+        'squeeze_factor': int(
+            num_feat // require_key(state_dict, 'body.0.body.0.body.3.conv_du.0.weight', WHAT).shape[0]
+        ),
         'upscale': upscale_from_upsampler([state_dict[key] for key in upsampler_keys], num_feat, WHAT),
         'res_scale': 1,
         'img_range': IMG_RANGE,
         'rgb_mean': list(RGB_MEAN),
     }
-
-
-def _expected_state(config):
-    with torch.device('meta'):
-        return RCAN(**config).state_dict()
 
 
 def rcan_state_from_original(state_dict):
@@ -108,16 +99,8 @@ def rcan_state_from_original(state_dict):
     """
     config = rcan_config_from_original(state_dict)
     rules = rcan_rules(config['num_group'], config['num_block'])
-    converted, dropped = {}, []
-    for key, tensor in state_dict.items():
-        our_key = rules.to_ours(key)
-        if our_key is not None:
-            converted[our_key] = tensor
-        elif rules.is_unused(key):
-            dropped.append(key)
-        else:
-            raise KeyError(f'{WHAT}: unexpected key {key!r}')
-    check_against_network(converted, _expected_state(config), rules.to_original, WHAT)
+    converted, dropped = rules.rename_to_ours(state_dict, WHAT)
+    check_against_network(converted, expected_state(RCAN, config), rules.to_original, WHAT)
     return converted, config, dropped
 
 
@@ -135,8 +118,8 @@ def rcan_state_to_original(state_dict, rgb_mean=RGB_MEAN, img_range=IMG_RANGE):
     Returns:
         dict[str, Tensor]: Authors'-format weights.
     """
-    num_group = _count(state_dict, r'^body\.(\d+)\.residual_group\.')
-    num_block = _count(state_dict, r'^body\.0\.residual_group\.(\d+)\.')
+    num_group = count_indices(state_dict, r'^body\.(\d+)\.residual_group\.')
+    num_block = count_indices(state_dict, r'^body\.0\.residual_group\.(\d+)\.')
     rules = rcan_rules(num_group, num_block)
     original = {}
     for key, tensor in state_dict.items():
@@ -173,7 +156,7 @@ def mean_shift_distance(state_dict, rgb_mean=RGB_MEAN, img_range=IMG_RANGE):
     }
     distance = {}
     for key, value in assumed.items():
-        found = _require(state_dict, key).double()
+        found = require_key(state_dict, key, WHAT).double()
         if found.numel() != value.numel():
             raise ValueError(f'{WHAT}: key {key!r} has shape {tuple(found.shape)}, expected {num_ch} channels')
         distance[key] = (found.reshape(value.shape) - value).abs().max().item()

@@ -5,7 +5,13 @@ import re
 import torch
 
 from san_plugin.archs.san_arch import SAN
-from san_plugin.convert.common import check_against_network
+from san_plugin.convert.common import (
+    check_against_network,
+    count_indices,
+    expected_state,
+    require_key,
+    upscale_from_upsampler,
+)
 from san_plugin.convert.key_rules import KeyRules
 
 WHAT = "authors' SAN checkpoint"
@@ -39,36 +45,6 @@ def is_original_san(state_dict):
     return all(key in state_dict for key in DETECTION_KEYS)
 
 
-def _require(state_dict, key):
-    if key not in state_dict:
-        raise KeyError(f'{WHAT}: missing key {key!r}')
-    return state_dict[key]
-
-
-def _count_indices(state_dict, pattern):
-    regex = re.compile(pattern)
-    return len({match.group(1) for match in map(regex.match, state_dict) if match})
-
-
-def upscale_from_upsampler(conv_weights, num_feat, what):
-    """Scale factor of an EDSR-style upsampler from its convs' output channels (4C per x2 stage, or 9C for x3).
-
-    Args:
-        conv_weights (list[Tensor]): Upsampler conv weights, in order.
-        num_feat (int): Channel number of the features.
-        what (str): What is being converted, for messages.
-
-    Returns:
-        int: The scale.
-    """
-    out_channels = [weight.shape[0] for weight in conv_weights]
-    if out_channels == [9 * num_feat]:
-        return 3
-    if out_channels and all(c == 4 * num_feat for c in out_channels):
-        return 2 ** len(out_channels)
-    raise ValueError(f'{what}: upsampler convs with {out_channels} output channels match no scale of 2, 3, 4 or 8')
-
-
 def san_config_from_original(state_dict):
     """Infer our ``SAN`` constructor arguments from an authors' SAN state dict.
 
@@ -79,18 +55,20 @@ def san_config_from_original(state_dict):
         dict: ``num_in_ch``, ``num_out_ch``, ``num_feat``, ``num_group``, ``num_block``, ``squeeze_factor``,
         ``upscale``, ``nonlocal_reduction``.
     """
-    head = _require(state_dict, 'head.0.weight')
+    head = require_key(state_dict, 'head.0.weight', WHAT)
     num_feat, num_in_ch = head.shape[:2]
     upsampler = [state_dict[k] for k in sorted(state_dict, key=_tail_order) if re.match(r'^tail\.0\.\d+\.weight$', k)]
     return {
         'num_in_ch': int(num_in_ch),
-        'num_out_ch': int(_require(state_dict, 'tail.1.weight').shape[0]),
+        'num_out_ch': int(require_key(state_dict, 'tail.1.weight', WHAT).shape[0]),
         'num_feat': int(num_feat),
-        'num_group': _count_indices(state_dict, r'^RG\.(\d+)\.'),
-        'num_block': _count_indices(state_dict, r'^RG\.0\.rcab\.(\d+)\.'),
-        'squeeze_factor': int(num_feat // _require(state_dict, 'RG.0.soca.conv_du.0.weight').shape[0]),
+        'num_group': count_indices(state_dict, r'^RG\.(\d+)\.'),
+        'num_block': count_indices(state_dict, r'^RG\.0\.rcab\.(\d+)\.'),
+        'squeeze_factor': int(num_feat // require_key(state_dict, 'RG.0.soca.conv_du.0.weight', WHAT).shape[0]),
         'upscale': upscale_from_upsampler(upsampler, num_feat, WHAT),
-        'nonlocal_reduction': int(num_feat // _require(state_dict, 'non_local.non_local.theta.weight').shape[0]),
+        'nonlocal_reduction': int(
+            num_feat // require_key(state_dict, 'non_local.non_local.theta.weight', WHAT).shape[0]
+        ),
     }
 
 
@@ -109,16 +87,8 @@ def san_state_from_original(state_dict):
         tuple[dict, dict, list[str]]: Our state dict, the inferred configuration, the dropped never-used keys.
     """
     config = san_config_from_original(state_dict)
-    converted, dropped = {}, []
-    for key, tensor in state_dict.items():
-        our_key = RULES.to_ours(key)
-        if our_key is None:
-            if not RULES.is_unused(key):
-                raise KeyError(f'{WHAT}: unexpected key {key!r}')
-            dropped.append(key)
-            continue
-        converted[our_key] = tensor
-    check_against_network(converted, SAN(**config).state_dict(), RULES.to_original, WHAT)
+    converted, dropped = RULES.rename_to_ours(state_dict, WHAT)
+    check_against_network(converted, expected_state(SAN, config), RULES.to_original, WHAT)
     return converted, config, dropped
 
 
