@@ -76,18 +76,32 @@ def synchronize(device):
         torch.cuda.synchronize(device)
 
 
-def median_ms(fn, device, warmup, repeats):
-    """Median wall time of ``fn()`` in milliseconds over ``repeats`` calls after ``warmup`` calls."""
-    for _ in range(warmup):
-        fn()
+def interleaved_median_ms(fns, device, warmup, repeats):
+    """Median wall time in milliseconds of each closure, timed in turns (A B A B ...) after ``warmup`` calls each.
+
+    Taking turns makes a slow-down of the machine hit every closure alike, so their ratios hold on a noisy machine.
+
+    Args:
+        fns (dict[str, Callable]): Closures by name.
+        device (str): Device to synchronise before reading the clock.
+        warmup (int): Untimed calls of each closure first.
+        repeats (int): Timed calls of each closure.
+
+    Returns:
+        dict[str, float]: Median milliseconds by name.
+    """
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
     synchronize(device)
-    times = []
+    times = {name: [] for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        synchronize(device)
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            synchronize(device)
+            times[name].append((time.perf_counter() - start) * 1e3)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def forward_fn(net, x, variant, device):
@@ -185,30 +199,43 @@ def _attempt(fn):
         return None, str(error).strip().splitlines()[0][:300]
 
 
-def _timings(config, model, variant, log):
-    """Forward latency at each size and the training-step time of one network and variant."""
+def _timed_rows(config, variant, measurement, batch, size, closures, errors, log):
+    """Time the closures of the models in turns; one row per model (its build error, if any, instead)."""
+    values, error = _attempt(lambda: interleaved_median_ms(closures, config.device, config.warmup, config.repeats))
+    return [
+        _row(model, variant, measurement, batch, size, (values or {}).get(model), errors.get(model, error), log)
+        for model in config.models
+    ]
+
+
+def _build_all(config, variant, train):
+    """Every model's network for the variant: (networks by model, build errors by model)."""
+    nets, errors = {}, {}
+    for model in config.models:
+        opt = paper_network_opt(model, config.scale)
+        net, error = _attempt(lambda opt=opt: build(opt, variant, config.device, train))
+        if net is None:
+            errors[model] = error
+        else:
+            nets[model] = net
+    return nets, errors
+
+
+def _timings(config, variant, log):
+    """Forward latency at each size and the training-step time of every model for one variant, models in turns."""
     device = config.device
     rows = []
-    network_opt = paper_network_opt(model, config.scale)
-    net, error = _attempt(lambda: build(network_opt, variant, device, train=False))
+    nets, errors = _build_all(config, variant, train=False)
     for size in config.sizes:
-        value = None
-        if net is not None:
-            x = lr_input(config.batch, size, variant, device)
-            value, error = _attempt(
-                lambda x=x: median_ms(forward_fn(net, x, variant, device), device, config.warmup, config.repeats)
-            )
-        rows.append(_row(model, variant, 'forward_ms', config.batch, size, value, error, log))
-    del net
-    net, error = _attempt(lambda: build(network_opt, variant, device, train=True))
-    value = None
-    if net is not None:
-        x = lr_input(config.train_batch, config.train_size, variant, device)
-        hr = config.train_size * config.scale
-        target = torch.rand(config.train_batch, 3, hr, hr, device=device)
-        step = train_step_fn(net, x, target, variant, device)
-        value, error = _attempt(lambda: median_ms(step, device, config.warmup, config.repeats))
-    rows.append(_row(model, variant, 'train_step_ms', config.train_batch, config.train_size, value, error, log))
+        x = lr_input(config.batch, size, variant, device)
+        closures = {model: forward_fn(net, x, variant, device) for model, net in nets.items()}
+        rows += _timed_rows(config, variant, 'forward_ms', config.batch, size, closures, errors, log)
+    nets, errors = _build_all(config, variant, train=True)
+    x = lr_input(config.train_batch, config.train_size, variant, device)
+    hr = config.train_size * config.scale
+    target = torch.rand(config.train_batch, 3, hr, hr, device=device)
+    closures = {model: train_step_fn(net, x, target, variant, device) for model, net in nets.items()}
+    rows += _timed_rows(config, variant, 'train_step_ms', config.train_batch, config.train_size, closures, errors, log)
     return rows
 
 
@@ -272,9 +299,9 @@ def run_speed(config, log=print):
         paper_network_opt(model, config.scale)
     variants = variants_from_flags(config.amp, config.channels_last, config.compile)
     rows = []
-    for model in config.models:
-        for variant in variants:
-            rows += _timings(config, model, variant, log)
+    for variant in variants:
+        rows += _timings(config, variant, log)
+        for model in config.models:
             rows += _memory(config, model, variant, log)
     reference = 'rcan' if 'rcan' in config.models else config.models[-1]
     model_ratios, variant_ratios = ratios(rows, reference)
