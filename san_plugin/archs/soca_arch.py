@@ -18,9 +18,10 @@ def centre_crop_long_sides(x, crop_size):
         Tensor: A view of ``x``.
     """
     h, w = x.shape[-2:]
-    top = (h - crop_size) // 2 if h > crop_size else 0
-    left = (w - crop_size) // 2 if w > crop_size else 0
-    return x[..., top : top + min(h, crop_size), left : left + min(w, crop_size)]
+    # torch.sym_min instead of a branch: an exported graph keeps the crop for every input size, not the traced one.
+    kept_h, kept_w = torch.sym_min(h, crop_size), torch.sym_min(w, crop_size)
+    top, left = (h - kept_h) // 2, (w - kept_w) // 2
+    return x[..., top : top + kept_h, left : left + kept_w]
 
 
 def covariance(x):
