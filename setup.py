@@ -12,6 +12,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # points (`python -m basicsr.train`, a checkout's `basicsr/train.py`) find the plugin. Wheels carry it at their root;
 # setuptools has no public option for a root file, hence the two small command subclasses below.
 AUTOLOAD_PTH = 'san_plugin-autoload.pth'
+# ONNX export (tools/export_onnx.py): torch.onnx's exporter needs onnxscript; onnxruntime checks the file.
+ONNX_EXTRA = ['onnx>=1.15', 'onnxscript>=0.5', 'onnxruntime>=1.17']
 
 
 def read_version():
@@ -62,7 +64,7 @@ setup(
         'safetensors',
     ],
     extras_require={
-        'onnx': ['onnx>=1.15', 'onnxruntime>=1.17'],
-        'test': ['pytest>=7', 'ruff>=0.5', 'onnx>=1.15', 'onnxruntime>=1.17'],
+        'onnx': ONNX_EXTRA,
+        'test': ['pytest>=7', 'ruff>=0.5', *ONNX_EXTRA],
     },
 )
