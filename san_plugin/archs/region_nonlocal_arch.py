@@ -67,7 +67,7 @@ class RegionNonLocal(nn.Module):
     The feature map is split into a ``grid`` x ``grid`` grid of regions; each region goes through the same
     embedded-Gaussian non-local block (keys and values 2x2 max-pooled, no 1/sqrt(d) scale) and the block's output
     projection is added to the input. Equal regions are attended as one batch through fused attention (region by
-    region in an exported graph, which must hold for every input size).
+    region in a compiled or exported graph, which must hold for every input size).
 
     Args:
         num_feat (int): Channel number of features. Default: 64.
@@ -95,10 +95,11 @@ class RegionNonLocal(nn.Module):
         h, w = x.shape[-2:]
         # 1x1 embeddings are per pixel, so they are computed once on the whole map; pooling stays per region.
         query, key, value = self.theta(x), self.phi(x), self.g(x)
-        # An exported graph must serve every input size, so it takes the per-region path, whose bounds follow the
-        # symbolic size; the batched path is only valid for sizes divisible by the grid.
-        exporting = torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export()
-        if not exporting and h % self.grid == 0 and w % self.grid == 0:
+        # A compiled or exported graph must serve every input size, so it takes the per-region path, whose bounds
+        # follow the symbolic size; the batched path is only valid for sizes divisible by the grid, and choosing it
+        # would guard the graph on the parity of the size (a recompilation, or a wrong ONNX graph).
+        tracing = torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export()
+        if not tracing and h % self.grid == 0 and w % self.grid == 0:
             attended = batch_to_regions(
                 embedded_gaussian_attention(*(regions_to_batch(t, self.grid) for t in (query, key, value))), self.grid
             )

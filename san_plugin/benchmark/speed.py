@@ -23,6 +23,7 @@ from basicsr.archs import build_network
 
 from san_plugin.benchmark.memory import PeakMemory, describe_method
 from san_plugin.benchmark.models import paper_network_opt
+from san_plugin.utils.compile import compile_network
 
 AMP_DTYPES = {'bfloat16': torch.bfloat16, 'float16': torch.float16}
 
@@ -51,11 +52,11 @@ def variants_from_flags(amp=None, channels_last=False, compile=False):
 
 
 def prepare_network(net, variant, device):
-    """Move ``net`` to ``device`` and apply the variant's memory format and compilation."""
+    """Move ``net`` to ``device`` and apply the variant's memory format and compilation (in place)."""
     net = net.to(device)
     if variant.channels_last:
         net = net.to(memory_format=torch.channels_last)
-    return torch.compile(net) if variant.compile else net
+    return compile_network(net) if variant.compile else net
 
 
 def prepare_input(x, variant, device):

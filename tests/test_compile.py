@@ -1,0 +1,90 @@
+"""SAN under torch.compile: one full graph (no break), a bounded number of graphs over many input sizes, and
+inductor's output equal to eager on CPU."""
+
+import pytest
+import torch
+
+from san_plugin.archs.san_arch import SAN
+from san_plugin.utils.compile import compile_network, compile_options
+
+
+class GraphRecorder:
+    """A torch.compile backend that records each graph Dynamo hands over and runs it as it is."""
+
+    def __init__(self):
+        self.graphs = 0
+
+    def __call__(self, graph_module, example_inputs):
+        self.graphs += 1
+        return graph_module.forward
+
+
+@pytest.fixture(autouse=True)
+def _fresh_dynamo():
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
+
+
+def tiny_san():
+    net = SAN(num_feat=16, num_group=2, num_block=1, squeeze_factor=4, upscale=2)
+    for param in net.parameters():
+        torch.nn.init.normal_(param, std=0.05)  # non-zero non-local projection and gamma, unlike the initialisation
+    return net
+
+
+@pytest.mark.parametrize('size', [(16, 16), (13, 17)])
+def test_full_graph_for_a_fixed_shape_in_training_and_inference(size):
+    net = tiny_san()
+    recorder = GraphRecorder()
+    compiled = torch.compile(net, backend=recorder, fullgraph=True)
+    lq = torch.rand(2, 3, *size)
+    out = compiled(lq)
+    out.mean().backward()
+    assert recorder.graphs == 1
+    assert torch.allclose(out, net(lq), atol=1e-6)  # per-region attention when traced; batched in eager
+    assert all(param.grad is not None for param in net.parameters())
+    with torch.no_grad():
+        compiled.eval()(lq)
+    assert recorder.graphs == 2  # eval mode is another graph (no graph break: fullgraph would raise)
+
+
+def test_changing_sizes_reuse_a_bounded_number_of_graphs():
+    """Graphs are dynamic in height and width. Only PyTorch's guards on the element count of convolutions (classes
+    below 20480 elements) add graphs for small inputs; above them one graph serves every size."""
+    net = tiny_san().eval()
+    recorder = GraphRecorder()
+    compiled = torch.compile(net, backend=recorder, fullgraph=True)
+    warm_up = [(16, 16), (20, 24), (13, 17), (15, 15), (40, 36), (48, 48)]
+    larger = [(50, 61), (37, 71), (64, 64), (45, 45), (99, 20), (33, 80)]  # over 1707 pixels: 12 * h * w > 20480
+    with torch.no_grad():
+        for size in warm_up:
+            compiled(torch.rand(1, 3, *size))
+        graphs_after_warm_up = recorder.graphs
+        for size in larger:
+            lq = torch.rand(1, 3, *size)
+            assert torch.allclose(compiled(lq), net(lq), atol=1e-6)
+    assert graphs_after_warm_up <= len(warm_up) - 1
+    assert recorder.graphs == graphs_after_warm_up
+
+
+@pytest.mark.slow
+def test_inductor_matches_eager_on_cpu_as_sizes_change():
+    """As the model's switch compiles: a static graph for the first size, then a dynamic one."""
+    net = tiny_san()
+    compiled = compile_network(tiny_san(), fullgraph=True)
+    compiled.load_state_dict(net.state_dict())
+    for size in [(16, 16), (13, 17), (20, 24)]:
+        lq = torch.rand(1, 3, *size)
+        assert (compiled(lq) - net(lq)).abs().max().item() < 1e-4
+    (grad_compiled,) = torch.autograd.grad(compiled(lq).square().mean(), compiled.conv_first.weight)
+    (grad_eager,) = torch.autograd.grad(net(lq).square().mean(), net.conv_first.weight)
+    assert torch.allclose(grad_compiled, grad_eager, rtol=1e-3, atol=1e-6)
+    assert compiled.state_dict().keys() == net.state_dict().keys()
+
+
+def test_compile_options_turn_off_layout_optimisation_and_check_the_mode():
+    assert compile_options('default', True) == {'layout_optimization': False}
+    assert compile_options('max-autotune', None)['max_autotune'] is True
+    with pytest.raises(ValueError, match="compile mode 'fast' is not one of default, reduce-overhead"):
+        compile_options('fast')
