@@ -18,8 +18,12 @@ def centre_crop_long_sides(x, crop_size):
         Tensor: A view of ``x``.
     """
     h, w = x.shape[-2:]
-    # torch.sym_min instead of a branch: an exported graph keeps the crop for every input size, not the traced one.
-    kept_h, kept_w = torch.sym_min(h, crop_size), torch.sym_min(w, crop_size)
+    if torch.jit.is_tracing():
+        # TorchScript tracing (FLOP counters) gives sizes as tensors, which sym_min refuses; its graph is one size's.
+        kept_h, kept_w = min(h, crop_size), min(w, crop_size)
+    else:
+        # sym_min, not a branch: an exported graph keeps the crop for every input size, not for the traced one.
+        kept_h, kept_w = torch.sym_min(h, crop_size), torch.sym_min(w, crop_size)
     top, left = (h - kept_h) // 2, (w - kept_w) // 2
     return x[..., top : top + kept_h, left : left + kept_w]
 
