@@ -17,7 +17,8 @@ from san_plugin.benchmark.models import PAPER_NETWORKS
 from san_plugin.benchmark.options import quality_config, read_options_file
 from san_plugin.benchmark.quality import run_quality, write_outputs
 from san_plugin.benchmark.report import write_json
-from san_plugin.benchmark.speed import AMP_DTYPES, SpeedConfig, format_table, run_speed
+from san_plugin.benchmark.speed import SpeedConfig, format_table, run_speed
+from san_plugin.utils.precision import AMP_DTYPES
 
 
 def add_speed_parser(subparsers):
@@ -55,6 +56,7 @@ def add_quality_parser(subparsers):
     p.add_argument('--tile', type=int, help='tile side in LR pixels')
     p.add_argument('--tile-pad', dest='tile_pad', type=int, help='tile overlap in LR pixels (default: 10)')
     p.add_argument('--self-ensemble', dest='self_ensemble', action='store_true', default=None)
+    p.add_argument('--amp', choices=sorted(AMP_DTYPES), help='run the networks under autocast to this dtype')
     p.add_argument('--crops', action='append', help='IMAGE_NAME[:x,y,size] of the crop grids (default: first image)')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
 

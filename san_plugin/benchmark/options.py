@@ -18,6 +18,7 @@ Schema (every key optional in the file; flags add models, data sets, scales and 
     tile: null
     tile_pad: 10
     self_ensemble: false
+    amp: null          # bfloat16 or float16: the networks run under autocast to it
     crops: [baby, 'bird:10,20,48']
 """
 
@@ -28,9 +29,10 @@ import yaml
 from san_plugin.benchmark.datasets import DatasetSpec, parse_dataset_spec
 from san_plugin.benchmark.models import model_spec_from_value, parse_model_spec
 from san_plugin.benchmark.quality import QualityConfig, TestTime, parse_crop_spec
+from san_plugin.utils.precision import AMP_DTYPES
 
 LIST_KEYS = ('models', 'datasets', 'scales', 'crops')
-SCALAR_KEYS = ('out', 'device', 'threads', 'flops_input', 'warmup', 'chop', 'tile', 'tile_pad', 'self_ensemble')
+SCALAR_KEYS = ('out', 'device', 'threads', 'flops_input', 'warmup', 'chop', 'tile', 'tile_pad', 'self_ensemble', 'amp')
 DATASET_KEYS = ('hr', 'lr')
 
 
@@ -82,6 +84,12 @@ def _positive_int(value, where):
     return value
 
 
+def _amp(value):
+    if value is not None and value not in AMP_DTYPES:
+        raise ValueError(f'amp: expected one of {", ".join(AMP_DTYPES)} or null, got {value!r}')
+    return value
+
+
 def quality_config(options, flags):
     """Merge a ``-opt`` mapping (may be empty) with parsed command-line flags.
 
@@ -118,6 +126,7 @@ def quality_config(options, flags):
         tile=merged['tile'],
         tile_pad=10 if merged['tile_pad'] is None else merged['tile_pad'],
         self_ensemble=bool(merged['self_ensemble']),
+        amp=_amp(merged['amp']),
     )
     return QualityConfig(
         models=models,

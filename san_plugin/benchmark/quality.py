@@ -19,6 +19,7 @@ from san_plugin.benchmark.figures import crop_box, crop_grid, plot_psnr_latency,
 from san_plugin.benchmark.flops import count_flops, count_params
 from san_plugin.benchmark.memory import PeakMemory
 from san_plugin.benchmark.report import markdown_table, write_atomic, write_csv, write_json
+from san_plugin.utils.precision import autocast
 from san_plugin.utils.test_time import test_forward
 
 # Default FLOPs input: the LR size of a 1280x720 output, the usual convention of SR papers.
@@ -33,6 +34,7 @@ class TestTime:
     tile: int | None = None
     tile_pad: int = 10
     self_ensemble: bool = False
+    amp: str | None = None
 
 
 @dataclass
@@ -81,16 +83,18 @@ def image_to_tensor(img, device):
 
 
 def network_forward(net, lq, scale, test_time):
-    """Run ``net`` on ``lq`` with the test-time strategy (plain forward when none is asked)."""
-    return test_forward(
-        net,
-        lq,
-        scale,
-        chop=test_time.chop,
-        tile=test_time.tile or None,
-        tile_pad=test_time.tile_pad,
-        self_ensemble=test_time.self_ensemble,
-    )
+    """Run ``net`` on ``lq`` with the test-time strategy (plain forward when none is asked), float32 output."""
+    with autocast(lq.device.type, test_time.amp):
+        out = test_forward(
+            net,
+            lq,
+            scale,
+            chop=test_time.chop,
+            tile=test_time.tile or None,
+            tile_pad=test_time.tile_pad,
+            self_ensemble=test_time.self_ensemble,
+        )
+    return out.float()
 
 
 def synchronize(device):

@@ -6,7 +6,6 @@ in a fresh subprocess per measurement (``python -m san_plugin.benchmark.speed JO
 earlier cannot hide or add memory; see :mod:`san_plugin.benchmark.memory` for the method on each device.
 """
 
-import contextlib
 import copy
 import json
 import os
@@ -24,8 +23,7 @@ from basicsr.archs import build_network
 from san_plugin.benchmark.memory import PeakMemory, describe_method
 from san_plugin.benchmark.models import paper_network_opt
 from san_plugin.utils.compile import compile_network
-
-AMP_DTYPES = {'bfloat16': torch.bfloat16, 'float16': torch.float16}
+from san_plugin.utils.precision import autocast
 
 
 @dataclass(frozen=True)
@@ -65,11 +63,9 @@ def prepare_input(x, variant, device):
     return x.contiguous(memory_format=torch.channels_last) if variant.channels_last else x
 
 
-def autocast(variant, device):
+def variant_autocast(variant, device):
     """Autocast context of the variant (a no-op for float32)."""
-    if variant.amp is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=torch.device(device).type, dtype=AMP_DTYPES[variant.amp])
+    return autocast(torch.device(device).type, variant.amp)
 
 
 def synchronize(device):
@@ -109,7 +105,7 @@ def forward_fn(net, x, variant, device):
     """A closure running one inference forward."""
 
     def run():
-        with torch.inference_mode(), autocast(variant, device):
+        with torch.inference_mode(), variant_autocast(variant, device):
             net(x)
 
     return run
@@ -122,7 +118,7 @@ def train_step_fn(net, x, target, variant, device):
 
     def run():
         optimizer.zero_grad(set_to_none=True)
-        with autocast(variant, device):
+        with variant_autocast(variant, device):
             loss = F.l1_loss(net(x).float(), target)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
