@@ -10,9 +10,10 @@ from san_plugin.utils.test_time import forward_chop, forward_self_ensemble
 
 
 def bare_model(val):
-    """A SANModel with only what its test path reads: the options."""
+    """A SANModel with only what its test path reads: the options and the device."""
     model = SANModel.__new__(SANModel)
-    model.opt = {'scale': 2, 'val': val}
+    model.opt = {'scale': 2, 'val': val, 'network_g': {'type': 'SAN'}}
+    model.device = torch.device('cpu')
     return model
 
 
@@ -24,7 +25,12 @@ def tiny_san():
 
 def test_val_options_reach_test_forward(monkeypatch):
     seen = {}
-    monkeypatch.setattr(san_model, 'test_forward', lambda net, lq, scale, **kwargs: seen.update(kwargs, scale=scale))
+
+    def fake_forward(net, lq, scale, **kwargs):
+        seen.update(kwargs, scale=scale)
+        return lq
+
+    monkeypatch.setattr(san_model, 'test_forward', fake_forward)
     val = {'chop': True, 'chop_shave': 4, 'chop_min_size': 100, 'self_ensemble': True, 'tile_pad': 3}
     bare_model(val)._forward_test(tiny_san(), torch.rand(1, 3, 8, 8))
     assert seen == {'scale': 2, 'chop': True, 'shave': 4, 'min_size': 100, 'tile': None, 'tile_pad': 3,

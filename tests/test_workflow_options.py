@@ -9,6 +9,8 @@ from basicsr.archs import build_network
 from basicsr.utils.options import ordered_yaml
 from basicsr.utils.registry import ARCH_REGISTRY
 
+from san_plugin.models.network_switches import NetworkSwitches, parse_switches
+
 OPTIONS = Path(__file__).resolve().parents[1] / 'options'
 NETS = ('SAN', 'RCAN', 'DRLN')
 SCALES = (2, 3, 4, 8)
@@ -117,3 +119,11 @@ def test_san_training_recipe():
         'img_range': 255.0,
         'rgb_mean': [0.4488, 0.4371, 0.4040],
     }
+
+
+@pytest.mark.parametrize('path', sorted(OPTIONS.glob('*/*.yml')), ids=lambda path: path.name)
+def test_every_file_documents_the_switches_all_off(path):
+    with open(path) as f:
+        opt = yaml.load(f, Loader=ordered_yaml()[0])
+    assert {'use_amp', 'amp_dtype', 'channels_last', 'compile', 'compile_mode'} <= set(opt)
+    assert parse_switches(opt) == NetworkSwitches()

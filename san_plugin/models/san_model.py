@@ -1,3 +1,5 @@
+from collections import OrderedDict
+from functools import cached_property
 from os import path as osp
 
 import torch
@@ -8,7 +10,9 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from torch.nn.parallel import DistributedDataParallel
 
 from san_plugin.convert.loading import load_into_network
+from san_plugin.models.network_switches import apply_switches, parse_switches, resolve_switches, to_memory_format
 from san_plugin.utils.atomic_save import atomic_torch_save
+from san_plugin.utils.precision import autocast
 from san_plugin.utils.test_time import test_forward
 
 
@@ -27,8 +31,63 @@ class SANModel(SRModel):
       (160000)), ``tile: N`` with ``tile_pad`` (10) for large images, and ``self_ensemble: true`` (x8);
     - ``pretrain_network_g`` may be an authors' SAN/DRLN/RCAN ``.pt``, a BasicSR ``.pth`` or a ``.safetensors``
       (converted on load, strict checks); ``allow_scale_change_g: true`` in ``path`` loads weights of another scale
-      into everything but the upsampler, for fine-tuning across scales.
+      into everything but the upsampler, for fine-tuning across scales;
+    - top-level switches for any network (see :mod:`san_plugin.models.network_switches`): ``use_amp`` with
+      ``amp_dtype`` (``bfloat16`` or ``float16``, the latter with a GradScaler whose state is saved with the
+      training state), ``channels_last``, and ``compile`` with ``compile_mode``; one that the network or the machine
+      cannot use is turned off with a warning.
     """
+
+    @cached_property
+    def switches(self):
+        """The run's :class:`~san_plugin.models.network_switches.NetworkSwitches`, checked against the arch and
+        the device (read on first use: BasicSR builds the network before this class's ``__init__`` body runs)."""
+        asked = parse_switches(self.opt)
+        return resolve_switches(asked, self.opt['network_g']['type'], self.device, get_root_logger())
+
+    def init_training_settings(self):
+        """BasicSR's settings, then the switches on ``net_g_ema`` and a GradScaler for float16 training."""
+        super().init_training_settings()
+        if hasattr(self, 'net_g_ema'):
+            self.net_g_ema = apply_switches(self.net_g_ema, self.switches)
+        self.grad_scaler = torch.amp.GradScaler(self.device.type) if self.switches.needs_grad_scaler else None
+
+    def feed_data(self, data):
+        """Take ``lq`` (and ``gt``) from a batch, in the switches' memory format."""
+        super().feed_data(data)
+        self.lq = to_memory_format(self.lq, self.switches)
+        if hasattr(self, 'gt'):
+            self.gt = to_memory_format(self.gt, self.switches)
+
+    def optimize_parameters(self, current_iter):
+        """One step of ``SRModel``'s training (pixel and perceptual losses, EMA), with the network under autocast.
+
+        The losses are computed in float32; with float16 the loss is scaled by the GradScaler before ``backward``.
+
+        Args:
+            current_iter (int): Current iteration.
+        """
+        self.optimizer_g.zero_grad()
+        with autocast(self.device.type, self.switches.amp_dtype):
+            self.output = self.net_g(self.lq)
+        output = self.output.float()
+        loss_dict = OrderedDict()
+        if self.cri_pix:
+            loss_dict['l_pix'] = self.cri_pix(output, self.gt)
+        if self.cri_perceptual:
+            l_percep, l_style = self.cri_perceptual(output, self.gt)
+            loss_dict.update({k: v for k, v in (('l_percep', l_percep), ('l_style', l_style)) if v is not None})
+        l_total = sum(loss_dict.values())
+        if self.grad_scaler is None:
+            l_total.backward()
+            self.optimizer_g.step()
+        else:
+            self.grad_scaler.scale(l_total).backward()
+            self.grad_scaler.step(self.optimizer_g)
+            self.grad_scaler.update()
+        self.log_dict = self.reduce_loss_dict(loss_dict)
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
 
     def load_network(self, net, load_path, strict=True, param_key='params'):
         """Load weights of any supported format into ``net`` (see :func:`san_plugin.convert.loading`).
@@ -46,7 +105,8 @@ class SANModel(SRModel):
         load_into_network(net, load_path, param_key, strict, allow_scale_change, logger)
 
     def model_to_device(self, net):
-        """Move ``net`` to the model's device; wrap it in DDP on CPU too (BasicSR passes a CUDA ``device_ids``).
+        """Move ``net`` to the model's device with the switches applied; wrap it in DDP on CPU too (BasicSR passes a
+        CUDA ``device_ids``).
 
         Args:
             net (nn.Module): Network.
@@ -54,11 +114,10 @@ class SANModel(SRModel):
         Returns:
             nn.Module: The network, wrapped for distributed or multi-GPU training when the options ask for it.
         """
+        net = apply_switches(net.to(self.device), self.switches)
         if not (self.opt['dist'] and self.device.type == 'cpu'):
             return super().model_to_device(net)
-        return DistributedDataParallel(
-            net.to(self.device), find_unused_parameters=self.opt.get('find_unused_parameters', False)
-        )
+        return DistributedDataParallel(net, find_unused_parameters=self.opt.get('find_unused_parameters', False))
 
     def _forward_test(self, net, lq):
         """Super-resolve ``lq`` with ``net`` for validation and testing; called under ``torch.no_grad()``.
@@ -70,20 +129,22 @@ class SANModel(SRModel):
             lq (Tensor): Low-quality batch, (b, c, h, w).
 
         Returns:
-            Tensor: Output batch, (b, c, h * scale, w * scale).
+            Tensor: Output batch in float32, (b, c, h * scale, w * scale).
         """
         val = self.opt.get('val') or {}
-        return test_forward(
-            self.get_bare_model(net),
-            lq,
-            self.opt['scale'],
-            chop=val.get('chop', False),
-            shave=val.get('chop_shave', 10),
-            min_size=val.get('chop_min_size', 160000),
-            tile=val.get('tile'),
-            tile_pad=val.get('tile_pad', 10),
-            self_ensemble=val.get('self_ensemble', False),
-        )
+        with autocast(self.device.type, self.switches.amp_dtype):
+            output = test_forward(
+                self.get_bare_model(net),
+                lq,
+                self.opt['scale'],
+                chop=val.get('chop', False),
+                shave=val.get('chop_shave', 10),
+                min_size=val.get('chop_min_size', 160000),
+                tile=val.get('tile'),
+                tile_pad=val.get('tile_pad', 10),
+                self_ensemble=val.get('self_ensemble', False),
+            )
+        return output.float()
 
     def test(self):
         """Set ``self.output`` from ``self.lq`` with ``net_g_ema`` if there is one, else ``net_g``, in eval mode."""
@@ -117,9 +178,23 @@ class SANModel(SRModel):
         save_dict = {key: self._cpu_state_dict(net_) for net_, key in zip(nets, param_keys)}
         atomic_torch_save(save_dict, osp.join(self.opt['path']['models'], f'{net_label}_{suffix}.pth'))
 
+    def resume_training(self, resume_state):
+        """Reload the optimizers and schedulers, and the GradScaler of float16 training.
+
+        Args:
+            resume_state (dict): Training state written by :meth:`save_training_state`.
+        """
+        super().resume_training(resume_state)
+        if self.grad_scaler is None:
+            return
+        if 'grad_scaler' in resume_state:
+            self.grad_scaler.load_state_dict(resume_state['grad_scaler'])
+        else:
+            get_root_logger().warning('the training state has no GradScaler state (not a float16 run): fresh scale')
+
     @master_only
     def save_training_state(self, epoch, current_iter):
-        """Save optimizer and scheduler states to ``<training_states>/<iter>.state``, atomically.
+        """Save optimizer, scheduler (and GradScaler) states to ``<training_states>/<iter>.state``, atomically.
 
         Args:
             epoch (int): Current epoch.
@@ -133,4 +208,6 @@ class SANModel(SRModel):
             'optimizers': [optimizer.state_dict() for optimizer in self.optimizers],
             'schedulers': [scheduler.state_dict() for scheduler in self.schedulers],
         }
+        if self.grad_scaler is not None:
+            state['grad_scaler'] = self.grad_scaler.state_dict()
         atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))

@@ -1,0 +1,176 @@
+"""SANModel's switches (use_amp/amp_dtype, channels_last, compile/compile_mode): training steps, test forward,
+saved files, option errors and every fallback warning."""
+
+import copy
+import math
+
+import pytest
+import torch
+
+import san_plugin  # noqa: F401  (registers the archs and the model)
+from san_plugin.archs.san_arch import SAN
+from san_plugin.models import network_switches
+from san_plugin.models.network_switches import NetworkSwitches, parse_switches, resolve_switches
+from san_plugin.models.san_model import SANModel
+
+NETWORK = {'type': 'SAN', 'num_feat': 8, 'num_group': 1, 'num_block': 1, 'squeeze_factor': 4, 'upscale': 2}
+
+
+def model_options(tmp_path, **switches):
+    folders = {key: tmp_path / key for key in ('models', 'training_states')}
+    for folder in folders.values():
+        folder.mkdir(exist_ok=True)
+    return {
+        'is_train': True,
+        'dist': False,
+        'rank': 0,
+        'world_size': 1,
+        'num_gpu': 0,
+        'scale': 2,
+        'network_g': dict(NETWORK),
+        'path': {'pretrain_network_g': None, **{key: str(folder) for key, folder in folders.items()}},
+        'train': {
+            'ema_decay': 0.5,
+            'optim_g': {'type': 'Adam', 'lr': 1e-3},
+            'scheduler': {'type': 'MultiStepLR', 'milestones': [100], 'gamma': 0.5},
+            'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0},
+        },
+        'val': {},
+        **switches,
+    }
+
+
+def build_model(tmp_path, **switches):
+    torch.manual_seed(0)
+    return SANModel(copy.deepcopy(model_options(tmp_path, **switches)))
+
+
+def train_step(model, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    gt = torch.rand(2, 3, 16, 16, generator=generator)
+    model.feed_data({'lq': gt[..., ::2, ::2].contiguous(), 'gt': gt})
+    model.optimize_parameters(1)
+    return model.log_dict['l_pix']
+
+
+@pytest.mark.parametrize('amp_dtype', ['bfloat16', 'float16'])
+def test_amp_training_step_and_test_forward_are_finite_float32(tmp_path, amp_dtype):
+    model = build_model(tmp_path, use_amp=True, amp_dtype=amp_dtype)
+    assert model.switches.amp_dtype == amp_dtype
+    before = copy.deepcopy(model.net_g.state_dict())
+    loss = train_step(model)
+    assert math.isfinite(loss)
+    assert model.output.dtype == {'bfloat16': torch.bfloat16, 'float16': torch.float16}[amp_dtype]
+    assert any(not torch.equal(before[k], v) for k, v in model.net_g.state_dict().items())
+    model.test()
+    assert model.output.dtype == torch.float32 and torch.isfinite(model.output).all()
+    assert (model.grad_scaler is not None) == (amp_dtype == 'float16')
+
+
+def test_float16_grad_scaler_state_is_saved_and_restored(tmp_path):
+    model = build_model(tmp_path, use_amp=True, amp_dtype='float16')
+    train_step(model)
+    model.grad_scaler.update(new_scale=123.0)  # away from the initial scale, which a fresh scaler would have
+    model.save_training_state(epoch=0, current_iter=1)
+    state = torch.load(tmp_path / 'training_states' / '1.state', weights_only=False)
+    assert state['grad_scaler']['scale'] == 123.0
+    resumed = build_model(tmp_path, use_amp=True, amp_dtype='float16')
+    assert resumed.grad_scaler.get_scale() != 123.0
+    resumed.resume_training(state)
+    assert resumed.grad_scaler.get_scale() == 123.0
+
+
+def test_bfloat16_state_has_no_scaler_and_resuming_it_in_float16_starts_fresh(tmp_path, caplog):
+    model = build_model(tmp_path, use_amp=True, amp_dtype='bfloat16')
+    train_step(model)
+    model.save_training_state(epoch=0, current_iter=1)
+    state = torch.load(tmp_path / 'training_states' / '1.state', weights_only=False)
+    assert 'grad_scaler' not in state
+    build_model(tmp_path, use_amp=True, amp_dtype='float16').resume_training(state)
+    assert 'no GradScaler state' in caplog.text
+
+
+def test_channels_last_networks_and_inputs_and_same_results(tmp_path):
+    plain = build_model(tmp_path)
+    model = build_model(tmp_path, channels_last=True)
+    assert model.net_g.conv_first.weight.is_contiguous(memory_format=torch.channels_last)
+    assert model.net_g_ema.conv_first.weight.is_contiguous(memory_format=torch.channels_last)
+    loss = train_step(model)
+    assert model.lq.is_contiguous(memory_format=torch.channels_last)
+    assert model.gt.is_contiguous(memory_format=torch.channels_last)
+    assert loss == pytest.approx(train_step(plain), abs=1e-6)
+    model.test()
+    plain.test()
+    assert torch.allclose(model.output, plain.output, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_compile_trains_matches_eager_and_saves_plain_keys(tmp_path):
+    (tmp_path / 'plain').mkdir()
+    plain = build_model(tmp_path / 'plain')
+    model = build_model(tmp_path, compile=True)
+    assert model.net_g._compiled_call_impl is not None
+    assert train_step(model) == pytest.approx(train_step(plain), abs=1e-5)
+    model.save_network([model.net_g, model.net_g_ema], 'net_g', 1, param_key=['params', 'params_ema'])
+    saved = torch.load(tmp_path / 'models' / 'net_g_1.pth', weights_only=True)
+    assert not any('_orig_mod' in key for keys in saved.values() for key in keys)
+    net = SAN(**{k: v for k, v in NETWORK.items() if k != 'type'})
+    net.load_state_dict(saved['params'], strict=True)
+    model.test()
+    plain.test()
+    assert torch.allclose(model.output, plain.output, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ('options', 'message'),
+    [
+        ({'use_amp': 'yes'}, "option use_amp: expected true or false, got 'yes'"),
+        ({'channels_last': 1}, 'option channels_last: expected true or false, got 1'),
+        ({'amp_dtype': 'float32'}, "option amp_dtype: expected one of bfloat16, float16, got 'float32'"),
+        ({'compile_mode': 'fast'}, 'option compile_mode: expected one of default, reduce-overhead, max-autotune'),
+    ],
+)
+def test_invalid_switch_values_name_the_key(options, message):
+    with pytest.raises(ValueError, match=message):
+        parse_switches(options)
+
+
+def test_defaults_are_off_and_amp_dtype_applies_only_with_use_amp():
+    assert parse_switches({}) == NetworkSwitches()
+    assert parse_switches({'amp_dtype': 'float16'}).amp_dtype is None
+    assert parse_switches({'use_amp': True}).amp_dtype == 'bfloat16'
+    assert parse_switches({'compile': True, 'compile_mode': 'max-autotune'}).compile_mode == 'max-autotune'
+
+
+ALL_ON = NetworkSwitches(amp_dtype='float16', channels_last=True, compile_mode='default')
+
+
+def test_table_entry_turns_the_switch_off_with_its_reason(monkeypatch, tmp_path):
+    monkeypatch.setitem(network_switches.UNSUPPORTED, ('SAN', 'channels_last'), 'a measured failure')
+    with pytest.warns(RuntimeWarning, match='channels_last: turned off for SAN on cpu: a measured failure'):
+        model = build_model(tmp_path, channels_last=True, use_amp=True)
+    assert model.switches == NetworkSwitches(amp_dtype='bfloat16')
+    assert not model.net_g.conv_first.weight.is_contiguous(memory_format=torch.channels_last)
+    assert math.isfinite(train_step(model))
+
+
+def test_unavailable_autocast_falls_back_to_float32(monkeypatch):
+    monkeypatch.setattr(torch.amp.autocast_mode, 'is_autocast_available', lambda device_type: False)
+    with pytest.warns(RuntimeWarning, match='use_amp: turned off for DRLN on cpu: autocast is not available on cpu'):
+        resolved = resolve_switches(ALL_ON, 'DRLN', torch.device('cpu'))
+    assert resolved == NetworkSwitches(channels_last=True, compile_mode='default')
+
+
+def test_compile_without_a_cpp_compiler_falls_back_to_eager(monkeypatch):
+    monkeypatch.setattr(network_switches.shutil, 'which', lambda name: None)
+    with pytest.warns(RuntimeWarning, match=r'compile: turned off for RCAN on cpu: torch.compile on CPU needs a C\+\+'):
+        resolved = resolve_switches(ALL_ON, 'RCAN', torch.device('cpu'))
+    assert resolved == NetworkSwitches(amp_dtype='float16', channels_last=True)
+
+
+def test_bfloat16_on_a_gpu_without_it_falls_back(monkeypatch):
+    monkeypatch.setattr(torch.amp.autocast_mode, 'is_autocast_available', lambda device_type: True)
+    monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda: False)
+    switches = NetworkSwitches(amp_dtype='bfloat16')
+    with pytest.warns(RuntimeWarning, match='use_amp: turned off for SAN on cuda: this GPU does not support bfloat16'):
+        assert resolve_switches(switches, 'SAN', torch.device('cuda')) == NetworkSwitches()
