@@ -174,3 +174,10 @@ def test_bfloat16_on_a_gpu_without_it_falls_back(monkeypatch):
     switches = NetworkSwitches(amp_dtype='bfloat16')
     with pytest.warns(RuntimeWarning, match='use_amp: turned off for SAN on cuda: this GPU does not support bfloat16'):
         assert resolve_switches(switches, 'SAN', torch.device('cuda')) == NetworkSwitches()
+
+
+def test_compile_on_a_gpu_without_triton_falls_back_to_eager(monkeypatch):
+    monkeypatch.setattr(torch.utils._triton, 'has_triton', lambda: False)
+    switches = NetworkSwitches(compile_mode='max-autotune')
+    with pytest.warns(RuntimeWarning, match='compile: turned off for SAN on cuda: torch.compile on CUDA needs Triton'):
+        assert resolve_switches(switches, 'SAN', torch.device('cuda')) == NetworkSwitches()
