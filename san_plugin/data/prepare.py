@@ -22,7 +22,7 @@ import math
 import os
 import shutil
 from functools import partial
-from multiprocessing import Pool
+from multiprocessing import get_context
 from pathlib import Path
 
 import cv2
@@ -182,7 +182,9 @@ def _map(func, items, workers, desc):
     """``[func(item) for item in items]`` with a progress bar, over a pool of ``workers`` processes if above 1."""
     if workers <= 1 or len(items) <= 1:
         return [func(item) for item in tqdm(items, desc=desc, unit='image')]
-    with Pool(min(workers, len(items)), initializer=_single_thread) as pool:
+    # Spawned, not forked: a worker forked from a process whose thread pools are running (after torch.compile, for
+    # one) can hang for ever in its first torch call.
+    with get_context('spawn').Pool(min(workers, len(items)), initializer=_single_thread) as pool:
         return list(tqdm(pool.imap(func, items), total=len(items), desc=desc, unit='image'))
 
 
