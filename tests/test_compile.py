@@ -4,6 +4,7 @@ inductor's output equal to eager on CPU."""
 import pytest
 import torch
 
+from san_plugin.archs.region_nonlocal_arch import embedded_gaussian_attention, pool_keys
 from san_plugin.archs.san_arch import SAN
 from san_plugin.utils.compile import compile_network, compile_options
 
@@ -81,6 +82,19 @@ def test_inductor_matches_eager_on_cpu_as_sizes_change():
     (grad_eager,) = torch.autograd.grad(net(lq).square().mean(), net.conv_first.weight)
     assert torch.allclose(grad_compiled, grad_eager, rtol=1e-3, atol=1e-6)
     assert compiled.state_dict().keys() == net.state_dict().keys()
+
+
+@pytest.mark.slow
+def test_inductor_attention_with_one_channel_and_one_key_is_right():
+    """Regions of 2 or 3 pixels a side pool to a single key; with a one-channel embedding (``num_feat < 2 *
+    reduction``) Inductor's dynamic-shape attention read garbage there before the zero-channel workaround."""
+    compiled = torch.compile(embedded_gaussian_attention, dynamic=True, options=compile_options('default', True))
+    for size in [(4, 4), (3, 3), (2, 3), (5, 4)]:
+        query, key, value = (torch.rand(2, 1, *size) * 10 for _ in range(3))
+        q = query.flatten(2).transpose(1, 2)
+        k, v = (pool_keys(t).flatten(2) for t in (key, value))
+        expected = (torch.softmax(q @ k, dim=-1) @ v.transpose(1, 2)).transpose(1, 2).reshape(query.shape)
+        assert torch.allclose(compiled(query, key, value), expected, atol=1e-5)
 
 
 def test_compile_options_turn_off_layout_optimisation_and_check_the_mode():

@@ -40,8 +40,13 @@ def embedded_gaussian_attention(query, key, value):
     q, k, v = (
         t.flatten(2).transpose(1, 2).unsqueeze(1).contiguous() for t in (query, pool_keys(key), pool_keys(value))
     )
+    if d == 1:
+        # Inductor (PyTorch 2.14, dynamic shapes, CPU) computes a wrong attention for a single channel once a region
+        # pools to one key. A zero channel changes neither q k^T nor the attended values, and only ever costs
+        # networks with fewer than `reduction` * 2 features.
+        q, k, v = (F.pad(t, (0, 1)) for t in (q, k, v))
     # softmax(q k^T) v without the 1/sqrt(d) scale, as the authors' block.
-    out = F.scaled_dot_product_attention(q, k, v, scale=1.0)
+    out = F.scaled_dot_product_attention(q, k, v, scale=1.0)[..., :d]
     return out.squeeze(1).transpose(1, 2).reshape(n, d, h, w)
 
 
