@@ -17,6 +17,7 @@ import warnings
 from dataclasses import dataclass, replace
 
 import torch
+from torch._inductor import config as inductor_config
 
 from san_plugin.utils.compile import COMPILE_MODES, compile_network
 from san_plugin.utils.precision import AMP_DTYPES
@@ -50,6 +51,15 @@ class NetworkSwitches:
 
 
 def _flag(opt, key):
+    """Read the boolean option ``key`` (default false).
+
+    Args:
+        opt (dict): Options.
+        key (str): Option name.
+
+    Returns:
+        bool: Its value.
+    """
     value = opt.get(key, False)
     if not isinstance(value, bool):
         raise ValueError(f'option {key}: expected true or false, got {value!r}')
@@ -57,6 +67,17 @@ def _flag(opt, key):
 
 
 def _choice(opt, key, default, choices):
+    """Read the option ``key``, one of ``choices``.
+
+    Args:
+        opt (dict): Options.
+        key (str): Option name.
+        default (str): Value when the key is absent.
+        choices (tuple[str]): Allowed values.
+
+    Returns:
+        str: Its value.
+    """
     value = opt.get(key, default)
     if value not in choices:
         raise ValueError(f'option {key}: expected one of {", ".join(choices)}, got {value!r}')
@@ -82,15 +103,26 @@ def parse_switches(opt):
 
 
 def _unavailable_here(switch, value, device):
-    """Why this machine cannot provide ``switch`` (None if it can)."""
+    """Why this machine cannot provide ``switch``.
+
+    Args:
+        switch (str): ``'use_amp'``, ``'channels_last'`` or ``'compile'``.
+        value (str | bool): The switch's value (the autocast dtype for ``use_amp``).
+        device (torch.device): Where the network runs.
+
+    Returns:
+        str | None: The reason, or None if it can.
+    """
     if switch == 'use_amp':
         if not torch.amp.autocast_mode.is_autocast_available(device.type):
             return f'autocast is not available on {device.type}'
         if device.type == 'cuda' and value == 'bfloat16' and not torch.cuda.is_bf16_supported():
             return 'this GPU does not support bfloat16'
     if switch == 'compile':
-        if device.type == 'cpu' and not (shutil.which('g++') or shutil.which('clang++')):
-            return 'torch.compile on CPU needs a C++ compiler (g++ or clang++) and none was found'
+        compilers = [name for name in inductor_config.cpp.cxx if name]  # None: a conda download, off by default
+        if device.type == 'cpu' and not any(shutil.which(name) for name in compilers):
+            names = ' or '.join(compilers)
+            return f'torch.compile on CPU needs a C++ compiler ({names}; $CXX names another) and none was found'
         if device.type == 'cuda' and not torch.utils._triton.has_triton():
             return 'torch.compile on CUDA needs Triton, which is not installed'
     return None
@@ -126,7 +158,8 @@ def resolve_switches(switches, arch, device, logger=None):
 
 
 def apply_switches(net, switches):
-    """Put ``net`` in the switches' memory format and compile it in place.
+    """Put ``net`` in the switches' memory format and compile it in place, with dynamic shapes (training crops, test
+    images and tiles differ in size).
 
     Args:
         net (nn.Module): Bare network, already on its device.
@@ -138,12 +171,20 @@ def apply_switches(net, switches):
     if switches.channels_last:
         net = net.to(memory_format=torch.channels_last)
     if switches.compile_mode is not None:
-        net = compile_network(net, mode=switches.compile_mode)
+        net = compile_network(net, mode=switches.compile_mode, dynamic=True)
     return net
 
 
 def to_memory_format(tensor, switches):
-    """``tensor`` in the switches' memory format (4-D tensors only; others are returned as they are)."""
+    """``tensor`` in the switches' memory format.
+
+    Args:
+        tensor (Tensor): A batch; only 4-D tensors are converted.
+        switches (NetworkSwitches): Resolved switches.
+
+    Returns:
+        Tensor: ``tensor``, channels-last if the switches ask for it.
+    """
     if switches.channels_last and tensor.dim() == 4:
         return tensor.contiguous(memory_format=torch.channels_last)
     return tensor

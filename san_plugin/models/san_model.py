@@ -32,10 +32,20 @@ class SANModel(SRModel):
     - ``pretrain_network_g`` may be an authors' SAN/DRLN/RCAN ``.pt``, a BasicSR ``.pth`` or a ``.safetensors``
       (converted on load, strict checks); ``allow_scale_change_g: true`` in ``path`` loads weights of another scale
       into everything but the upsampler, for fine-tuning across scales;
-    - top-level switches for any network (see :mod:`san_plugin.models.network_switches`): ``use_amp`` with
-      ``amp_dtype`` (``bfloat16`` or ``float16``, the latter with a GradScaler whose state is saved with the
-      training state), ``channels_last``, and ``compile`` with ``compile_mode``; one that the network or the machine
-      cannot use is turned off with a warning.
+    - top-level switches for any network, all off by default (parsed, checked and resolved in
+      :mod:`san_plugin.models.network_switches`), applied to ``net_g`` and ``net_g_ema`` alike:
+
+      - ``use_amp`` (false) with ``amp_dtype`` (``bfloat16`` | ``float16``): the training forward and the test
+        forward run under ``torch.autocast``; losses and test outputs are float32; float16 training scales the loss
+        with a GradScaler, whose state is saved in the training state (``'scaler'``) and restored on resume;
+      - ``channels_last`` (false): networks and ``lq``/``gt`` batches in channels-last memory format;
+      - ``compile`` (false) with ``compile_mode`` (``default`` | ``reduce-overhead`` | ``max-autotune`` |
+        ``max-autotune-no-cudagraphs``): the bare networks are compiled in place with dynamic shapes before any DDP
+        wrapping, so parameter names, EMA updates and saved keys are unchanged (no ``_orig_mod.``);
+
+      a value of the wrong type or outside its choices raises ``ValueError`` naming the key; a switch the network
+      (:data:`~san_plugin.models.network_switches.UNSUPPORTED`) or the machine cannot use is turned off with a
+      warning (``warnings`` and the BasicSR logger) and the run goes on without it.
     """
 
     @cached_property
@@ -186,9 +196,10 @@ class SANModel(SRModel):
         """
         super().resume_training(resume_state)
         if self.grad_scaler is None:
-            return
-        if 'grad_scaler' in resume_state:
-            self.grad_scaler.load_state_dict(resume_state['grad_scaler'])
+            if 'scaler' in resume_state:
+                get_root_logger().info('the training state has a GradScaler state, unused: this run is not float16')
+        elif 'scaler' in resume_state:
+            self.grad_scaler.load_state_dict(resume_state['scaler'])
         else:
             get_root_logger().warning('the training state has no GradScaler state (not a float16 run): fresh scale')
 
@@ -209,5 +220,5 @@ class SANModel(SRModel):
             'schedulers': [scheduler.state_dict() for scheduler in self.schedulers],
         }
         if self.grad_scaler is not None:
-            state['grad_scaler'] = self.grad_scaler.state_dict()
+            state['scaler'] = self.grad_scaler.state_dict()
         atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
