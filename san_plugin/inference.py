@@ -5,7 +5,6 @@ upscaled separately with bicubic interpolation; 16-bit images stay 16-bit. Outpu
 ``<stem>_x<scale>.png`` (or ``<stem>_<suffix>.png``), written under a temporary name and then moved into place.
 """
 
-import os
 from pathlib import Path
 
 import cv2
@@ -15,6 +14,7 @@ from basicsr.archs import build_network
 from tqdm import tqdm
 
 from san_plugin.convert.loading import read_any_checkpoint
+from san_plugin.utils.atomic_save import atomic_path
 
 MAX_VALUES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
@@ -105,15 +105,9 @@ def upscale_image(net, img, scale, tile=None, tile_pad=10):
 
 def write_image(img, path):
     """Write ``img`` to ``path`` through a temporary file in the same folder, so no partial file is left."""
-    path = Path(path)
-    temp = path.with_name(f'.{path.stem}.{os.getpid()}.tmp{path.suffix}')
-    try:
+    with atomic_path(path) as temp:
         if not cv2.imwrite(str(temp), img):
             raise OSError(f'could not write {path}')
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
 
 
 def list_inputs(input_path):

@@ -8,10 +8,11 @@ size and the crop length. Inputs are NCHW RGB float32 in [0, 1], as for the PyTo
 
 import contextlib
 import io
-import os
 from pathlib import Path
 
 import torch
+
+from san_plugin.utils.atomic_save import atomic_path
 
 # The exporter writes opset 18; asking it for 17 makes ONNX's version converter fail on the reductions whose axes are
 # inputs since opset 18, and the exporter then keeps 18 anyway.
@@ -68,8 +69,7 @@ def export_onnx(net, out_path, opset=MIN_OPSET, sample_size=(32, 32), check_size
     height, width = torch.export.Dim('height', min=MIN_SIDE), torch.export.Dim('width', min=MIN_SIDE)
     dynamic_shapes = ({0: torch.export.Dim('batch'), 2: height, 3: width},)
     net = net.eval().float().cpu()
-    tmp_path = out_path.with_name(f'.{out_path.name}.{os.getpid()}.tmp')
-    try:
+    with atomic_path(out_path) as tmp_path:
         # The exporter prints its progress; a command-line tool reports the outcome itself.
         with contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
             program = torch.onnx.export(
@@ -91,9 +91,6 @@ def export_onnx(net, out_path, opset=MIN_OPSET, sample_size=(32, 32), check_size
             raise ValueError(
                 f'onnxruntime differs from PyTorch by more than {tolerance:g} ({listed}); {out_path} not written'
             )
-        os.replace(tmp_path, out_path)
-    finally:
-        tmp_path.unlink(missing_ok=True)
     return differences
 
 

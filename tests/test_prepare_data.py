@@ -15,7 +15,14 @@ from basicsr.utils.matlab_functions import imresize
 from conftest import REPO_ROOT, require_shared
 
 import san_plugin  # noqa: F401  (registers CheckedPairedImageDataset)
-from san_plugin.data.prepare import lmdb_is_complete, prepare_benchmark, prepare_train
+from san_plugin.data.prepare import (
+    PrepareDataError,
+    exclusive_output,
+    lmdb_is_complete,
+    prepare_benchmark,
+    prepare_train,
+)
+from san_plugin.utils.atomic_save import is_temporary
 
 CLI = REPO_ROOT / 'tools' / 'prepare_data.py'
 SMALL = {'scales': [2, 4], 'crop_size': 48, 'step': 24}  # 96x80 images: 2 x 3 sub-images each
@@ -77,7 +84,7 @@ def test_train_writes_basicsr_layout_and_keys(hr_folder, tmp_path):
     assert [line.split(' ')[0] for line in hr_keys[:6]] == [
         f'0000_y{top:04d}_x{left:04d}.png' for top in (0, 24) for left in (0, 24, 48)
     ]
-    assert not list(tmp_path.rglob('*.partial'))
+    assert not [path for path in tmp_path.rglob('*') if is_temporary(path.name)]
 
 
 @pytest.mark.parametrize('dataset_type', ['PairedImageDataset', 'CheckedPairedImageDataset'])
@@ -136,7 +143,7 @@ def test_rerun_skips_complete_lmdbs_and_adds_a_new_scale(hr_folder, tmp_path, ca
 
 def test_stale_partial_outputs_are_replaced(hr_folder, tmp_path):
     root = tmp_path / 'DIV2K'
-    stale_db = root / 'DIV2K_train_HR_sub.lmdb.partial'
+    stale_db = root / '.DIV2K_train_HR_sub.lmdb.4242-0123456789ab.tmp.lmdb'  # left by a killed run
     stale_db.mkdir(parents=True)
     (stale_db / 'data.mdb').write_bytes(b'killed mid-write')
     broken_db = root / 'DIV2K_train_LR_bicubic_X2_sub.lmdb'  # a final name without a complete database
@@ -144,11 +151,11 @@ def test_stale_partial_outputs_are_replaced(hr_folder, tmp_path):
     (broken_db / 'data.mdb').write_bytes(b'junk')
     sub = root / 'DIV2K_train_LR_bicubic' / 'X4_sub'
     sub.mkdir(parents=True)
-    (sub / '.0000_y0000_x0000.png.partial').write_bytes(b'half a png')
+    (sub / '.0000_y0000_x0000.png.4242-0123456789ab.tmp.png').write_bytes(b'half a png')
     (sub / '0000_y0024_x0024.png').write_bytes(b'\x89PNG\r\n\x1a\n truncated')
 
     paths = prepare_train(hr_folder, output_root=tmp_path, **SMALL)
-    assert not list(tmp_path.rglob('*.partial'))
+    assert not [path for path in tmp_path.rglob('*') if is_temporary(path.name)]
     for path in paths.values():
         assert lmdb_is_complete(path, (path / 'meta_info.txt').read_text().splitlines())
     assert read_lmdb(paths[2], '0005_y0024_x0048').shape == (24, 24, 3)
@@ -258,3 +265,33 @@ def test_benchmark_lr_is_close_to_the_authors_matlab_lr(tmp_path):
         assert ours.shape == theirs.shape
         assert 10 * np.log10(255**2 / np.mean((ours - theirs) ** 2)) > 50
         assert np.array_equal(cv2.imread(str(root / 'HR' / 'x4' / name)), cv2.imread(str(shared / 'HR' / 'x4' / name)))
+
+
+def test_a_second_run_on_a_held_output_stops_and_leaves_it_alone(hr_folder, tmp_path):
+    root = tmp_path / 'datasets' / 'DIV2K'
+    with exclusive_output(root):
+        with pytest.raises(PrepareDataError, match=f'another prepare_data run is writing {root}'):
+            prepare_train(hr_folder, output_root=tmp_path / 'datasets', **SMALL)
+        with pytest.raises(PrepareDataError, match='another prepare_data run is writing'):
+            prepare_benchmark(hr_folder, 'DIV2K', output_root=tmp_path / 'datasets', scales=[2])
+        assert sorted(path.name for path in root.iterdir()) == ['.prepare_data.lock']
+
+
+@pytest.mark.slow
+def test_two_concurrent_runs_never_corrupt_each_other(tmp_path):
+    hr = write_images(tmp_path / 'HR', [(240, 192)] * 12)
+    command = [sys.executable, str(CLI), 'train', '--input', str(hr), '--output-root', str(tmp_path / 'out')]
+    command += ['--scales', '2', '4', '--crop-size', '48', '--step', '24']
+    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(run.wait(timeout=300), run.stderr.read()) for run in runs]
+    for code, stderr in results:
+        assert code == 0 or (code == 1 and 'another prepare_data run is writing' in stderr), stderr
+    assert any(code == 0 for code, _ in results)
+    if all(code == 0 for code, _ in results):  # the second started after the first had finished: it skipped
+        assert any('Skipped' in stderr for _, stderr in results)
+    root = tmp_path / 'out' / 'DIV2K'
+    for name in ('DIV2K_train_HR_sub.lmdb', 'DIV2K_train_LR_bicubic_X2_sub.lmdb', 'DIV2K_train_LR_bicubic_X4_sub.lmdb'):
+        lmdb_path = root / name
+        assert lmdb_is_complete(lmdb_path, (lmdb_path / 'meta_info.txt').read_text().splitlines())
+    assert read_lmdb(root / 'DIV2K_train_LR_bicubic_X2_sub.lmdb', '0011_y0144_x0192').shape == (24, 24, 3)
+    assert not [path for path in tmp_path.rglob('*') if is_temporary(path.name)]

@@ -3,27 +3,19 @@
 import csv
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
+
+from san_plugin.utils.atomic_save import atomic_write_bytes
 
 CSV_COLUMNS = ('model', 'dataset', 'scale', 'psnr', 'ssim', 'params', 'flops', 'flops_input', 'latency_ms',
                'peak_mem_mb', 'device', 'num_images')  # fmt: skip
 
 
 def write_atomic(path, data):
-    """Write ``data`` (str or bytes) to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    """Write ``data`` (str or bytes) to ``path`` atomically, creating its folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    binary = isinstance(data, bytes)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb' if binary else 'w', **({} if binary else {'encoding': 'utf-8', 'newline': ''})) as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data)
 
 
 def write_json(path, obj):

@@ -1,12 +1,13 @@
 """Read and write weight files safely: tensors only, never code, with errors that name the file."""
 
 import io
-import os
 import pickletools
 import zipfile
 from pathlib import Path
 
 import torch
+
+from san_plugin.utils.atomic_save import atomic_path
 
 SAFETENSORS_SUFFIX = '.safetensors'
 TORCH_SUFFIXES = ('.pth', '.pt')
@@ -119,15 +120,10 @@ def save_weights_file(state_dict, path, source=None, param_key='params'):
         raise FileNotFoundError(f'output folder {path.parent} does not exist')
     # Own, contiguous CPU copies: safetensors refuses shared or strided storage.
     tensors = {key: tensor.detach().cpu().contiguous().clone() for key, tensor in state_dict.items()}
-    temp_name = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    try:
+    with atomic_path(path) as temp_name:
         if path.suffix == SAFETENSORS_SUFFIX:
             from safetensors.torch import save_file
 
             save_file(tensors, str(temp_name))
         else:
             torch.save(tensors if param_key is None else {param_key: tensors}, temp_name)
-        os.replace(temp_name, path)
-    except BaseException:
-        temp_name.unlink(missing_ok=True)
-        raise

@@ -14,13 +14,14 @@ multiple of s) and ``LR_bicubic/x{s}/<stem>.png`` (MATLAB bicubic of it).
 Sub-image corners lie on a grid of ``CROP_ALIGN`` pixels (the least common multiple of the supported scales), so one
 HR sub-image set serves every scale and scales can be added later. Every file and database is written under a
 temporary name in its own folder and renamed when complete, so a killed run leaves nothing that looks finished, and a
-re-run skips what is already complete.
+re-run skips what is already complete. One run at a time writes an output folder: a second run on the same folder
+stops with a message instead of overwriting the first one's files (:func:`exclusive_output`).
 """
 
+import contextlib
+import fcntl
 import logging
 import math
-import os
-import shutil
 from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
@@ -33,11 +34,14 @@ from basicsr.data.transforms import mod_crop
 from basicsr.utils.matlab_functions import imresize
 from tqdm import tqdm
 
+from san_plugin.utils.atomic_save import atomic_path, atomic_write_bytes, is_temporary, remove_temporaries
+
 SUPPORTED_SCALES = (2, 3, 4, 8)
 CROP_ALIGN = math.lcm(*SUPPORTED_SCALES)
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
 PNG_COMPRESSION = 1  # BasicSR's LMDB default: fast to decode while training
 LMDB_BATCH = 1000
+LOCK_NAME = '.prepare_data.lock'
 
 logger = logging.getLogger(__name__)
 
@@ -116,13 +120,7 @@ def write_png(path, img):
     ok, encoded = cv2.imencode('.png', img, [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION])
     if not ok:
         raise PrepareDataError(f'cannot encode {path} as PNG')
-    temporary = path.with_name(f'.{path.name}.partial')  # hidden from BasicSR's scandir
-    try:
-        temporary.write_bytes(encoded.tobytes())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, encoded.tobytes())
 
 
 def read_complete_image(path, shape):
@@ -303,8 +301,9 @@ def lmdb_is_complete(lmdb_path, meta_lines):
 def write_lmdb(lmdb_path, files, keys, meta_lines):
     """Pack image files, as they are, into an LMDB that BasicSR's ``lmdb`` io_backend reads.
 
-    The database is written to ``<lmdb_path>.partial`` (one left by a killed run is replaced) and renamed to
-    ``lmdb_path`` only after it has been re-opened and its entries counted against ``meta_lines``.
+    The database is written under a temporary name (:func:`san_plugin.utils.atomic_save.atomic_path`) and renamed to
+    ``lmdb_path`` only after it has been re-opened and its entries counted against ``meta_lines``; an incomplete
+    database at ``lmdb_path`` from an earlier run is replaced.
 
     Args:
         lmdb_path (Path): Final LMDB folder (ends with ``.lmdb``).
@@ -312,11 +311,8 @@ def write_lmdb(lmdb_path, files, keys, meta_lines):
         keys (list[str]): LMDB key of each file.
         meta_lines (list[str]): meta_info.txt lines, one per key.
     """
-    partial_path = lmdb_path.with_name(lmdb_path.name + '.partial')
-    shutil.rmtree(partial_path, ignore_errors=True)  # left by a killed run
-    partial_path.mkdir(parents=True)
     map_size = sum(file.stat().st_size for file in files) * 2 + len(files) * 16384 + 2**24
-    try:
+    with atomic_path(lmdb_path, replace_folder=True) as partial_path:
         env = lmdb.open(str(partial_path), map_size=map_size)
         try:
             txn = env.begin(write=True)
@@ -332,11 +328,36 @@ def write_lmdb(lmdb_path, files, keys, meta_lines):
         (partial_path / 'meta_info.txt').write_text(''.join(f'{line}\n' for line in meta_lines), encoding='ascii')
         if not lmdb_is_complete(partial_path, meta_lines):
             raise RuntimeError(f'{partial_path} does not hold the {len(keys)} entries written to it')
-    except BaseException:
-        shutil.rmtree(partial_path, ignore_errors=True)
-        raise
-    shutil.rmtree(lmdb_path, ignore_errors=True)  # an incomplete one from an earlier run
-    os.replace(partial_path, lmdb_path)
+
+
+@contextlib.contextmanager
+def exclusive_output(root):
+    """Hold the output folder ``root`` for this run alone, and clear what killed runs left in it.
+
+    Two runs writing the same outputs would replace each other's files and databases under their feet. The first run
+    takes an exclusive lock on ``<root>/.prepare_data.lock`` (released by the system when it ends, killed or not);
+    a second run stops at once with a message naming the folder. While it holds the lock, the run removes the
+    temporary files and folders (:func:`san_plugin.utils.atomic_save.is_temporary`) that killed runs left below
+    ``root``.
+
+    Args:
+        root (Path): The output folder, ``<output_root>/<name>``; created if missing.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / LOCK_NAME, 'a') as lock:
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise PrepareDataError(
+                f'another prepare_data run is writing {root} (it holds {root / LOCK_NAME}); wait for it to finish, '
+                'then run this command again: it will skip what is complete'
+            ) from None
+        for folder in [root, *(path for path in root.rglob('*') if path.is_dir() and not is_temporary(path.name))]:
+            remove_temporaries(folder)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
 def _check_train_options(crop_size, step, thresh_size):
@@ -404,8 +425,14 @@ def prepare_train(
     keys = [key for path in paths for key in _sub_image_keys(path.stem, boxes[path])]
     if not keys:
         raise PrepareDataError(f'no image in {input_folder} is at least {crop_size}x{crop_size} (--crop-size)')
-    keys_sorted = sorted(keys)
 
+    with exclusive_output(Path(output_root) / name):
+        return _write_train_sets(paths, boxes, keys, name, output_root, scales, crop_size, workers)
+
+
+def _write_train_sets(paths, boxes, keys, name, output_root, scales, crop_size, workers):
+    """The writing part of :func:`prepare_train`, run while the output folder is held."""
+    keys_sorted = sorted(keys)
     sets = [SubImageSet(output_root, name, scale, crop_size) for scale in [1, *scales]]
     todo = []
     for image_set in sets:
@@ -459,7 +486,8 @@ def prepare_benchmark(input_folder, name, output_root='datasets', scales=SUPPORT
     paths = list_images(input_folder)
     _map(_image_shape, paths, workers, 'Check HR images')
     root = Path(output_root) / name
-    written = _map(partial(_make_benchmark_image, root=root, scales=scales), paths, workers, f'Benchmark {name}')
+    with exclusive_output(root):
+        written = _map(partial(_make_benchmark_image, root=root, scales=scales), paths, workers, f'Benchmark {name}')
     total = 2 * len(scales) * len(paths)
     logger.info('%s: wrote %d images, skipped %d already complete', root, sum(written), total - sum(written))
     return root

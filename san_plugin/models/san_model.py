@@ -11,7 +11,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from san_plugin.convert.loading import load_into_network
 from san_plugin.models.network_switches import apply_switches, parse_switches, resolve_switches, to_memory_format
-from san_plugin.utils.atomic_save import atomic_torch_save
+from san_plugin.utils.atomic_save import atomic_torch_save, remove_temporaries
 from san_plugin.utils.precision import autocast
 from san_plugin.utils.test_time import test_forward
 
@@ -24,7 +24,8 @@ class SANModel(SRModel):
     Everything else (losses, EMA with ``params_ema``, validation, saved images) is ``SRModel``'s. Differences:
 
     - networks (``.pth``) and training states (``.state``) are written atomically
-      (:func:`san_plugin.utils.atomic_save.atomic_torch_save`), and a failed write raises instead of being ignored;
+      (:func:`san_plugin.utils.atomic_save.atomic_torch_save`), a failed write raises instead of being ignored, and
+      each save first removes the temporary files of a save that was killed;
     - with ``--launcher pytorch`` and no GPU, the network is wrapped in DDP without ``device_ids`` (Gloo);
     - :meth:`test` runs the network through :meth:`_forward_test`, which applies the test-time options of the
       ``val`` section: ``chop: true`` (the authors' ``forward_chop``, with ``chop_shave`` (10) and ``chop_min_size``
@@ -186,6 +187,7 @@ class SANModel(SRModel):
             raise ValueError(f'{len(nets)} networks but {len(param_keys)} param keys to save them under')
         suffix = 'latest' if current_iter == -1 else current_iter
         save_dict = {key: self._cpu_state_dict(net_) for net_, key in zip(nets, param_keys)}
+        remove_temporaries(self.opt['path']['models'])  # left by a save that was killed
         atomic_torch_save(save_dict, osp.join(self.opt['path']['models'], f'{net_label}_{suffix}.pth'))
 
     def resume_training(self, resume_state):
@@ -221,4 +223,5 @@ class SANModel(SRModel):
         }
         if self.grad_scaler is not None:
             state['scaler'] = self.grad_scaler.state_dict()
+        remove_temporaries(self.opt['path']['training_states'])  # left by a save that was killed
         atomic_torch_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
