@@ -8,11 +8,13 @@ _ARGUMENT_KINDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KE
 
 
 def check_network_options(opt):
-    """Raise a ValueError naming the option key if a ``network_*`` section cannot build its arch.
+    """Raise a ValueError naming the option key if a ``network_*`` section cannot build its registered arch.
 
     ``build_network`` passes every key but ``type`` to the arch constructor, so a misspelt or unknown key ends as a
     bare ``TypeError: __init__() got an unexpected keyword argument`` that names neither the section nor the file.
-    Archs whose constructor takes ``**kwargs`` are not checked for unknown keys.
+    Archs whose constructor takes ``**kwargs`` are not checked for unknown keys. A type that is not registered yet is
+    left to BasicSR: projects may register their archs after the options are parsed, and every run that BasicSR
+    accepts must stay accepted.
 
     Args:
         opt (dict): Parsed options.
@@ -23,12 +25,9 @@ def check_network_options(opt):
         arch_type = net_opt.get('type')
         if arch_type is None:
             raise ValueError(f'{section}: the option "type" (the arch name, e.g. SAN) is missing')
-        try:
-            arch = ARCH_REGISTRY.get(arch_type)
-        except KeyError:
-            raise ValueError(
-                f'{section}: type "{arch_type}" is not a registered arch; registered: {sorted(ARCH_REGISTRY.keys())}'
-            ) from None
+        if arch_type not in ARCH_REGISTRY:
+            continue  # may be registered later (some projects do); BasicSR reports it if it never is
+        arch = ARCH_REGISTRY.get(arch_type)
         params = inspect.signature(arch).parameters
         accepted = [name for name, param in params.items() if param.kind in _ARGUMENT_KINDS]
         given = [key for key in net_opt if key != 'type']
