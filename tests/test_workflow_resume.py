@@ -14,8 +14,14 @@ import torch
 from basicsr.models.lr_scheduler import MultiStepRestartLR
 from helpers.workflow import OMP_ONE_THREAD, describe, make_pairs, run_python, train_options, write_options
 
-from san_plugin.compat.resume import find_resume_state, load_resume_state, load_training_state
-from san_plugin.utils.atomic_save import atomic_torch_save
+from san_plugin.compat.resume import (
+    ResumeError,
+    ResumeReport,
+    find_resume_state,
+    load_resume_state,
+    load_training_state,
+)
+from san_plugin.utils.atomic_save import atomic_torch_save, is_temporary
 
 
 def training_state(current_iter):
@@ -47,10 +53,11 @@ def run_dirs(tmp_path):
     models.mkdir()
     states.mkdir()
     opt = {
+        'name': 'tiny',
         'network_g': {'type': 'SAN'},
         'num_gpu': 0,
         'auto_resume': True,
-        'path': {'models': str(models), 'training_states': str(states), 'resume_state': None},
+        'path': {'models': str(models), 'training_states': str(states), 'log': str(tmp_path), 'resume_state': None},
     }
     return opt, models, states
 
@@ -106,6 +113,50 @@ def test_auto_resume_skips_incomplete_checkpoints(run_dirs, caplog):
     skipped = [re.search(r'Not resuming from .*/(\d+)\.state', m).group(1) for m in caplog.messages]
     assert skipped == ['12', '10', '8', '6']
     assert 'net_g_10.pth' in caplog.messages[1] and 'net_g_8.pth is missing' in caplog.messages[2]
+
+
+def test_auto_resume_stops_when_no_checkpoint_is_usable_and_says_why(run_dirs, tmp_path):
+    opt, models, states = run_dirs
+    for current_iter in (2, 4):
+        save_checkpoint(models, states, current_iter)
+    truncate(states / '4.state')
+    os.remove(models / 'net_g_2.pth')
+    with pytest.raises(ResumeError) as error:
+        load_resume_state(opt)
+    message = str(error.value)
+    assert f'the run has training states in {states} but none can be resumed from' in message
+    assert re.search(rf'Not resuming from {states}/4\.state: ValueError: Cannot load the training state', message)
+    assert f'Not resuming from {states}/2.state: FileNotFoundError: {models}/net_g_2.pth is missing' in message
+    (log,) = tmp_path.glob('train_tiny_*.log')
+    assert 'ERROR: --auto_resume' in log.read_text() and f'{states}/4.state' in log.read_text()
+    assert opt['path']['resume_state'] is None
+
+
+def test_rejected_checkpoints_go_into_the_run_log_once_basicsr_makes_it(run_dirs):
+    opt, models, states = run_dirs
+    for current_iter in (2, 4):
+        save_checkpoint(models, states, current_iter)
+    truncate(models / 'net_g_4.pth')
+    report = ResumeReport()
+    assert load_resume_state(opt, report)['iter'] == 2
+    records = []
+    run_logger = logging.getLogger('tiny_run_logger')
+    run_logger.addHandler(handler := logging.Handler())
+    handler.emit = records.append
+    get_root_logger = report.wrap_get_root_logger(lambda **kwargs: run_logger)
+    assert get_root_logger(log_file='train.log') is run_logger
+    get_root_logger(log_file='train.log')
+    assert [r.getMessage().split(': ')[0] for r in records] == [f'Not resuming from {states}/4.state']
+
+
+def test_resume_removes_temporaries_of_a_killed_save(run_dirs):
+    opt, models, states = run_dirs
+    save_checkpoint(models, states, 2)
+    (models / '.net_g_4.pth.999-0123456789ab.tmp.pth').write_bytes(b'half')
+    (states / '.4.state.999-0123456789ab.tmp.state').write_bytes(b'half')
+    assert load_resume_state(opt)['iter'] == 2
+    assert not [p for folder in (models, states) for p in folder.iterdir() if is_temporary(p.name)]
+    assert sorted(p.name for p in models.iterdir()) == ['net_g_2.pth']
 
 
 def test_auto_resume_without_states_starts_from_scratch(run_dirs):
@@ -185,6 +236,8 @@ def test_killed_training_auto_resumes_from_last_complete_checkpoint(tmp_path):
         (experiment / 'models' / f'net_g_{last}.pth').read_bytes()
     )
     truncate(experiment / 'models' / f'net_g_{truncated_net}.pth')
+    leftover = experiment / 'models' / f'.net_g_{last + 1}.pth.{proc.pid}-0123456789ab.tmp.pth'
+    leftover.write_bytes(b'what a killed save left')
 
     proc = run_python(
         ['-m', 'basicsr.train', '-opt', 'train.yml', '--auto_resume', '--force_yml', f'train:total_iter={last + 2}'],
@@ -195,6 +248,9 @@ def test_killed_training_auto_resumes_from_last_complete_checkpoint(tmp_path):
     assert f'Not resuming from {experiment}/training_states/{truncated_state}.state' in proc.stderr
     log = sorted(experiment.glob('train_*.log'))[-1].read_text()
     assert re.search(rf'Resuming training from epoch: \d+, iter: {last}\.', log), log[-3000:]
+    for rejected in (truncated_net, truncated_state):  # also in the run's own log file
+        assert f'WARNING: Not resuming from {experiment}/training_states/{rejected}.state' in log
+    assert not leftover.exists()
     assert f'iter: {last + 2:>7,d}' in log and 'End of training.' in log
     assert (experiment / 'models' / 'net_g_latest.pth').exists()
     assert load_training_state(str(experiment / 'training_states' / f'{last + 2}.state'))['iter'] == last + 2

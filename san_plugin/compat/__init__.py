@@ -1,4 +1,4 @@
-"""Narrow run-time fixes for BasicSR 1.4.2, applied when ``san_plugin`` is imported; no BasicSR file is edited.
+"""Narrow run-time fixes for BasicSR 1.4.2, applied by ``import san_plugin``; no BasicSR file is edited.
 
 ``san_plugin`` is imported right after ``basicsr`` (see ``_san_plugin_autoload``), before BasicSR's ``train.py`` or
 ``test.py`` runs as ``__main__``, so the fixes hold for ``python -m basicsr.train``, a source checkout's
@@ -8,17 +8,21 @@
   working directory; ``network_*`` options are checked against the arch; BasicSR's training script gets the resume
   below.
 - ``load_resume_state`` (:mod:`san_plugin.compat.resume`): resumes on CPU, loads states with ``weights_only=True``,
-  and ``--auto_resume`` takes the newest complete checkpoint of the run.
-- ``init_dist`` (:mod:`san_plugin.compat.dist`): Gloo without CUDA, so ``torchrun ... --launcher pytorch`` trains
-  on CPU.
+  and ``--auto_resume`` takes the newest complete checkpoint of the run (chosen by rank 0 for every rank), or stops
+  with the reasons when there are checkpoints and none is usable.
+- ``init_dist`` (:mod:`san_plugin.compat.dist`): Gloo without CUDA, so ``torchrun ... --launcher pytorch`` starts on
+  CPU, and ``BaseModel.model_to_device`` (:mod:`san_plugin.compat.ddp`): DDP without a CUDA device there, so every
+  BasicSR model trains that way.
 
-``SANModel`` (``model_type: SANModel``) adds atomic checkpoint writing and DDP on CPU on the model side.
+Nothing else of BasicSR changes; the README's compatibility table lists each difference and the runs it touches.
+``SANModel`` (``model_type: SANModel``) adds atomic checkpoint writing on the model side.
 """
 
 import sys
 
 from basicsr.utils import dist_util, options
 
+from san_plugin.compat.ddp import apply_ddp_fix
 from san_plugin.compat.dist import init_dist
 from san_plugin.compat.entry_points import wrap_parse_options
 
@@ -38,11 +42,13 @@ def _replace_in_basicsr(original, replacement):
 
 
 def apply_basicsr_fixes():
-    """Install the fixes listed in this module's docstring; calling it again does nothing."""
+    """Install the fixes listed in this module's docstring; calling it again does nothing.
+
+    ``import san_plugin`` calls it last, after everything that could fail, so a plugin that fails to import leaves
+    BasicSR's behaviour as it was.
+    """
     if getattr(options.parse_options, 'san_plugin_fix', False):
         return
     _replace_in_basicsr(options.parse_options, wrap_parse_options(options.parse_options))
     _replace_in_basicsr(dist_util.init_dist, init_dist)
-
-
-apply_basicsr_fixes()
+    apply_ddp_fix()

@@ -4,9 +4,11 @@ import functools
 import sys
 from pathlib import Path
 
+from basicsr.utils import get_root_logger
+
 from san_plugin.compat.network_options import check_network_options
 from san_plugin.compat.paths import output_root
-from san_plugin.compat.resume import load_resume_state
+from san_plugin.compat.resume import ResumeReport, load_resume_state
 
 
 def _is_basicsr_train_pipeline(frame):
@@ -24,10 +26,12 @@ def wrap_parse_options(parse_options):
        ``experiments/`` and ``results/`` under the current working directory instead of ``site-packages``;
     2. checks every ``network_*`` section (:func:`san_plugin.compat.network_options.check_network_options`);
     3. when called by BasicSR's ``train_pipeline``, points that module's ``load_resume_state`` at the plugin's
-       (:func:`san_plugin.compat.resume.load_resume_state`), which ``train_pipeline`` calls next. This is the one
-       place that sees every way of running BasicSR's ``train.py``: ``python -m basicsr.train`` and a source
-       checkout's ``python basicsr/train.py`` execute the file as ``__main__``, a new module that only exists once
-       it runs, while ``tools/train.py`` calls the imported ``basicsr.train``.
+       (:func:`san_plugin.compat.resume.load_resume_state`), which ``train_pipeline`` calls next, and its
+       ``get_root_logger`` at one that also writes the checkpoints ``--auto_resume`` rejected into the run's log
+       file (:class:`san_plugin.compat.resume.ResumeReport`). This is the one place that sees every way of running
+       BasicSR's ``train.py``: ``python -m basicsr.train`` and a source checkout's ``python basicsr/train.py``
+       execute the file as ``__main__``, a new module that only exists once it runs, while ``tools/train.py`` calls
+       the imported ``basicsr.train``.
 
     Args:
         parse_options (callable): BasicSR's ``parse_options(root_path, is_train=True)``.
@@ -42,7 +46,9 @@ def wrap_parse_options(parse_options):
         check_network_options(opt)
         caller = sys._getframe(1)
         if _is_basicsr_train_pipeline(caller):
-            caller.f_globals['load_resume_state'] = load_resume_state
+            report = ResumeReport()
+            caller.f_globals['load_resume_state'] = functools.partial(load_resume_state, report=report)
+            caller.f_globals['get_root_logger'] = report.wrap_get_root_logger(get_root_logger)
         return opt, args
 
     parse_options_with_fixes.san_plugin_fix = True

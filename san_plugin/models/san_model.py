@@ -7,9 +7,7 @@ from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import MODEL_REGISTRY
-from torch.nn.parallel import DistributedDataParallel
 
-from san_plugin.convert.loading import load_into_network
 from san_plugin.models.network_switches import apply_switches, parse_switches, resolve_switches, to_memory_format
 from san_plugin.utils.atomic_save import atomic_torch_save, remove_temporaries
 from san_plugin.utils.precision import autocast
@@ -26,7 +24,6 @@ class SANModel(SRModel):
     - networks (``.pth``) and training states (``.state``) are written atomically
       (:func:`san_plugin.utils.atomic_save.atomic_torch_save`), a failed write raises instead of being ignored, and
       each save first removes the temporary files of a save that was killed;
-    - with ``--launcher pytorch`` and no GPU, the network is wrapped in DDP without ``device_ids`` (Gloo);
     - :meth:`test` runs the network through :meth:`_forward_test`, which applies the test-time options of the
       ``val`` section: ``chop: true`` (the authors' ``forward_chop``, with ``chop_shave`` (10) and ``chop_min_size``
       (160000)), ``tile: N`` with ``tile_pad`` (10) for large images, and ``self_ensemble: true`` (x8);
@@ -109,6 +106,8 @@ class SANModel(SRModel):
             strict (bool): Whether every key must match. Default: True.
             param_key (str | None): Key of the weights in a BasicSR file. Default: 'params'.
         """
+        from san_plugin.convert.loading import load_into_network  # the converters load only when weights do
+
         net = self.get_bare_model(net)
         logger = get_root_logger()
         logger.info(f'Loading {net.__class__.__name__} model from {load_path}, with param key: [{param_key}].')
@@ -116,8 +115,8 @@ class SANModel(SRModel):
         load_into_network(net, load_path, param_key, strict, allow_scale_change, logger)
 
     def model_to_device(self, net):
-        """Move ``net`` to the model's device with the switches applied; wrap it in DDP on CPU too (BasicSR passes a
-        CUDA ``device_ids``).
+        """Move ``net`` to the model's device with the switches applied, then wrap it as BasicSR does (DDP also on
+        CPU: see :mod:`san_plugin.compat.ddp`).
 
         Args:
             net (nn.Module): Network.
@@ -125,10 +124,7 @@ class SANModel(SRModel):
         Returns:
             nn.Module: The network, wrapped for distributed or multi-GPU training when the options ask for it.
         """
-        net = apply_switches(net.to(self.device), self.switches)
-        if not (self.opt['dist'] and self.device.type == 'cpu'):
-            return super().model_to_device(net)
-        return DistributedDataParallel(net, find_unused_parameters=self.opt.get('find_unused_parameters', False))
+        return super().model_to_device(apply_switches(net.to(self.device), self.switches))
 
     def _forward_test(self, net, lq):
         """Super-resolve ``lq`` with ``net`` for validation and testing; called under ``torch.no_grad()``.
