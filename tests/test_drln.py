@@ -4,11 +4,16 @@ import math
 
 import pytest
 import torch
+import yaml
 from basicsr.archs import build_network
+from basicsr.utils.options import ordered_yaml
 from fixture_weights import fixture_and_weights
 
 import san_plugin  # noqa: F401  (registers DRLN)
 from san_plugin.archs.drln_arch import DRLN
+from san_plugin.benchmark.flops import count_params
+from san_plugin.compat.network_options import check_network_options
+from san_plugin.convert.loading import load_into_network
 from san_plugin.convert.original_drln import (
     drln_config_from_original,
     drln_state_from_original,
@@ -158,3 +163,75 @@ def test_bad_state_to_original_names_the_key():
     state['body.2.fusions.1.bias'] = torch.zeros(3)
     with pytest.raises(ValueError, match=r"'body\.2\.fusions\.1\.bias' has shape \(3,\), expected \(16,\)"):
         drln_state_to_original(state)
+
+
+SHALLOW = {**TINY, 'cascade_sizes': [2, 2]}
+
+
+def block_counts(net):
+    return [len(cascade.blocks) for cascade in net.body]
+
+
+def test_default_depth_is_the_authors():
+    default, explicit = DRLN(**TINY), DRLN(**TINY, cascade_sizes=[3, 3, 3, 3, 4, 4])
+    assert block_counts(default) == [3, 3, 3, 3, 4, 4]
+    assert [cascade.num_input_blocks for cascade in default.body] == [1, 2, 1, 1, 1, 1]
+    assert list(default.state_dict()) == list(explicit.state_dict())
+    assert not any(key.startswith('body.6.') for key in default.state_dict())
+
+
+@pytest.mark.parametrize('sizes, input_blocks', [([2, 2], [1, 2]), ([1, 1, 1], [1, 1, 1]), ([3], [1])])
+def test_shallower_drln_builds_from_options_and_keeps_the_second_cascade_wiring(tmp_path, sizes, input_blocks):
+    path = tmp_path / 'drln.yml'
+    path.write_text(yaml.dump({'network_g': {'type': 'DRLN', 'upscale': 2, **TINY, 'cascade_sizes': sizes}}))
+    with open(path) as f:
+        opt = yaml.load(f, Loader=ordered_yaml()[0])
+    check_network_options(opt)
+    net = build_network(opt['network_g'])
+    assert block_counts(net) == sizes
+    assert [cascade.num_input_blocks for cascade in net.body] == input_blocks
+    assert count_params(net) < count_params(DRLN(upscale=2, **TINY))
+    with torch.no_grad():
+        assert net(torch.rand(1, 3, 6, 5)).shape == (1, 3, 12, 10)
+
+
+def test_second_block_of_second_cascade_reads_the_cascade_input():
+    """The second cascade's second block gets the cascade input, not the first fused features (authors' wiring)."""
+    cascade = DRLN(**SHALLOW).body[1]
+    x = torch.rand(1, 16, 6, 6)
+    seen = []
+    cascade.blocks[1].register_forward_hook(lambda module, inputs, out: seen.append(inputs[0]))
+    with torch.no_grad():
+        cascade(x, torch.rand(1, 16, 6, 6))
+    assert torch.equal(seen[0], x)
+
+
+def test_shallower_drln_trains_one_step():
+    net = DRLN(upscale=2, **SHALLOW)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    x, target = torch.rand(2, 3, 6, 6), torch.rand(2, 3, 12, 12)
+    loss = torch.nn.functional.l1_loss(net(x), target)
+    loss.backward()
+    assert [name for name, p in net.named_parameters() if p.grad is None] == []
+    optimizer.step()
+    with torch.no_grad():
+        assert torch.nn.functional.l1_loss(net(x), target) < loss
+
+
+def test_shallower_drln_has_no_authors_format_but_loads_as_ours(tmp_path):
+    net = DRLN(upscale=2, **SHALLOW)
+    with pytest.raises(ValueError, match=r"cascade_sizes \[2, 2\]; the authors' format exists only"):
+        drln_state_to_original(net.state_dict())
+    path = tmp_path / 'shallow.pth'
+    torch.save({'params': net.state_dict()}, path)
+    fresh = DRLN(upscale=2, **SHALLOW)
+    assert load_into_network(fresh, path) == []
+    assert all(torch.equal(fresh.state_dict()[key], value) for key, value in net.state_dict().items())
+    with pytest.raises(ValueError, match='missing keys'):
+        load_into_network(DRLN(upscale=2, **TINY), path)
+
+
+@pytest.mark.parametrize('sizes', [[], [2, 0], [2.5], 3, 'abc', [True]])
+def test_bad_cascade_sizes_name_the_argument(sizes):
+    with pytest.raises(ValueError, match='cascade_sizes'):
+        DRLN(**TINY, cascade_sizes=sizes)

@@ -4,21 +4,50 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
+import yaml
 from basicsr.archs import build_network
+from basicsr.utils.options import ordered_yaml
 
 import san_plugin  # noqa: F401  (registers the archs)
 from san_plugin.archs.region_nonlocal_arch import RegionNonLocal
+from san_plugin.archs.san_arch import LSRAG
 from san_plugin.archs.soca_arch import covariance, sqrtm_newton_schulz
+from san_plugin.compat.network_options import check_network_options
 
 TINY = {'type': 'SAN', 'num_feat': 16, 'num_group': 2, 'num_block': 1, 'squeeze_factor': 4}
 
+# The paper's ablations: each switch alone, and all of them off (RCAN-like groups without attention).
+VARIANTS = {
+    'paper': {},
+    'first_order': {'channel_attention': 'first_order'},
+    'no_channel_attention': {'channel_attention': 'none'},
+    'no_nonlocal': {'use_nonlocal': False},
+    'no_share_source_skip': {'share_source_skip': False},
+    'all_off': {'channel_attention': 'none', 'use_nonlocal': False, 'share_source_skip': False},
+}
+
 
 def randomise_zero_init(net):
-    """Give the zero-initialised layers (non-local output, shared-source weight) random values."""
+    """Give the zero-initialised layers (non-local output, shared-source weight) random values, where they exist."""
     with torch.no_grad():
-        net.non_local.conv_out.weight.normal_(0, 0.1)
-        net.gamma.fill_(0.3)
+        if net.non_local is not None:
+            net.non_local.conv_out.weight.normal_(0, 0.1)
+        if net.gamma is not None:
+            net.gamma.fill_(0.3)
     return net
+
+
+def paper_keys(num_group, num_block, upsample_convs):
+    """State dict keys of the paper's SAN, in order (its own parameter first, then its modules')."""
+    conv = ('weight', 'bias')
+    keys = ['gamma'] + [f'sub_mean.{p}' for p in conv] + [f'conv_first.{p}' for p in conv]
+    keys += [f'non_local.{m}.{p}' for m in ('theta', 'phi', 'g', 'conv_out') for p in conv]
+    for i in range(num_group):
+        keys += [f'body.{i}.blocks.{j}.{c}.{p}' for j in range(num_block) for c in ('conv1', 'conv2') for p in conv]
+        keys += [f'body.{i}.soca.attention.{k}.{p}' for k in (0, 2) for p in conv]
+        keys += [f'body.{i}.conv.{p}' for p in conv]
+    keys += [f'upsample.{k}.{p}' for k in upsample_convs for p in conv]
+    return keys + [f'conv_last.{p}' for p in conv] + [f'add_mean.{p}' for p in conv]
 
 
 @pytest.mark.parametrize('scale', [2, 3, 4, 8])
@@ -130,3 +159,92 @@ def test_bad_options_name_the_argument():
         build_network({**TINY, 'num_in_ch': 1})
     with pytest.raises(ValueError, match='squeeze_factor'):
         build_network({**TINY, 'squeeze_factor': 32})
+
+
+@pytest.mark.parametrize('upscale, upsample_convs', [(2, [0]), (3, [0]), (4, [0, 2])])
+def test_default_network_keeps_the_paper_keys(upscale, upsample_convs):
+    explicit = {'channel_attention': 'second_order', 'use_nonlocal': True, 'share_source_skip': True}
+    for options in ({}, explicit):
+        net = build_network({**TINY, 'num_block': 2, 'upscale': upscale, **options})
+        assert list(net.state_dict()) == paper_keys(2, 2, upsample_convs)
+
+
+@pytest.mark.parametrize('variant', VARIANTS.values(), ids=VARIANTS.keys())
+def test_variant_shapes_and_gradients_reach_every_parameter(variant):
+    net = randomise_zero_init(build_network({**TINY, 'upscale': 3, **variant}))
+    out = net(torch.rand(2, 3, 12, 10))
+    assert out.shape == (2, 3, 36, 30)
+    torch.nn.functional.l1_loss(out, torch.rand_like(out)).backward()
+    for name, param in net.named_parameters():
+        assert param.grad is not None, name
+        assert param.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize('variant', VARIANTS.values(), ids=VARIANTS.keys())
+def test_variant_builds_only_its_modules(variant):
+    keys = list(build_network({**TINY, **variant}).state_dict())
+    attention = variant.get('channel_attention', 'second_order')
+    assert any('.soca.' in key for key in keys) == (attention == 'second_order')
+    assert any('.channel_attention.' in key for key in keys) == (attention == 'first_order')
+    assert any(key.startswith('non_local.') for key in keys) == variant.get('use_nonlocal', True)
+    assert ('gamma' in keys) == variant.get('share_source_skip', True)
+    common = [
+        key for key in paper_keys(2, 1, [0, 2]) if not key.startswith(('non_local.', 'gamma')) and 'soca' not in key
+    ]
+    assert [key for key in keys if key in common] == common
+
+
+@pytest.mark.parametrize('variant', VARIANTS.values(), ids=VARIANTS.keys())
+def test_variant_builds_from_an_options_file(tmp_path, variant):
+    options = {'network_g': {**TINY, 'upscale': 2, **variant}}
+    path = tmp_path / 'variant.yml'
+    path.write_text(yaml.dump(options))
+    with open(path) as f:
+        opt = yaml.load(f, Loader=ordered_yaml()[0])
+    check_network_options(opt)
+    net = build_network(opt['network_g'])
+    assert list(net.state_dict()) == list(build_network(options['network_g']).state_dict())
+    assert net(torch.rand(1, 3, 6, 6)).shape == (1, 3, 12, 12)
+
+
+def test_first_order_attention_is_rcans():
+    """Average pooling, the bottleneck, a sigmoid and a product, between the residual blocks and the group's conv."""
+    group = LSRAG(16, 1, 4, soca_crop=1000, soca_iter=5, channel_attention='first_order')
+    x = torch.rand(2, 16, 7, 5)
+    mlp = group.channel_attention.attention
+    with torch.no_grad():
+        feat = group.blocks(x)
+        pooled = feat.mean(dim=(2, 3), keepdim=True)
+        weight = torch.sigmoid(mlp[3](torch.relu(mlp[1](pooled))))
+        expected = group.conv(feat * weight) + x
+        assert torch.allclose(group(x), expected, atol=1e-6)
+        no_attention = LSRAG(16, 1, 4, soca_crop=1000, soca_iter=5, channel_attention='none')
+        no_attention.load_state_dict(group.state_dict(), strict=False)
+        assert torch.allclose(no_attention(x), group.conv(feat) + x, atol=1e-6)
+
+
+def test_switched_off_parts_are_skipped_in_forward():
+    """Without RL-NL or the share-source skip, the paper's network with that part neutralised gives the same output."""
+    paper = build_network({**TINY, 'upscale': 2})
+    with torch.no_grad():
+        paper.non_local.conv_out.weight.normal_(0, 0.1)
+    x = torch.rand(1, 3, 8, 8)
+    no_skip = build_network({**TINY, 'upscale': 2, 'share_source_skip': False})
+    no_skip.load_state_dict({k: v for k, v in paper.state_dict().items() if k != 'gamma'})
+    with torch.no_grad():
+        paper.gamma.fill_(0.0)
+        assert torch.equal(no_skip(x), paper(x))
+        paper.gamma.fill_(0.3)
+        no_nonlocal = build_network({**TINY, 'upscale': 2, 'use_nonlocal': False})
+        no_nonlocal.load_state_dict({k: v for k, v in paper.state_dict().items() if not k.startswith('non_local.')})
+        assert not torch.allclose(no_nonlocal(x), paper(x))
+        paper.non_local.conv_out.weight.zero_()
+        assert torch.allclose(no_nonlocal(x), paper(x), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    'key, value', [('channel_attention', 'third_order'), ('use_nonlocal', 'yes'), ('share_source_skip', 1)]
+)
+def test_unknown_switch_values_name_the_argument(key, value):
+    with pytest.raises(ValueError, match=key):
+        build_network({**TINY, key: value})

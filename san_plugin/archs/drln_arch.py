@@ -5,11 +5,26 @@ from torch.nn import functional as F
 
 from san_plugin.archs.san_arch import SUPPORTED_SCALES, mean_shift
 
-# Blocks per cascade of the authors' DRLN (20 blocks in all), and how many leading blocks of each read the cascade
-# input: the second cascade's second block reads it too, instead of the previous fused features, a quirk of the
-# authors' code that their released weights depend on.
+# Blocks per cascade of the authors' DRLN (20 blocks in all).
 CASCADE_SIZES = (3, 3, 3, 3, 4, 4)
-CASCADE_INPUT_BLOCKS = (1, 2, 1, 1, 1, 1)
+
+
+def cascade_input_blocks(cascade_sizes):
+    """How many leading blocks of each cascade read the cascade input.
+
+    One everywhere but in the second cascade, whose second block reads the cascade input too instead of the previous
+    fused features: a quirk of the authors' code that their released weights depend on, kept at every depth.
+
+    Args:
+        cascade_sizes (Sequence[int]): Blocks in each cascade.
+
+    Returns:
+        tuple[int, ...]: One count per cascade.
+    """
+    return tuple(min(2, size) if index == 1 else 1 for index, size in enumerate(cascade_sizes))
+
+
+CASCADE_INPUT_BLOCKS = cascade_input_blocks(CASCADE_SIZES)
 
 # Dilations of the Laplacian attention's three branches.
 ATTENTION_DILATIONS = (3, 5, 7)
@@ -145,9 +160,10 @@ class DRLN(nn.Module):
 
     Paper: Densely Residual Laplacian Super-Resolution (Anwar and Barnes, TPAMI 2020). Computes what the authors'
     released code computes, so their checkpoints load through ``san_plugin.convert.original_drln``: 20 dense residual
-    Laplacian modules in six cascades of 3, 3, 3, 3, 4 and 4 (fixed, as in the authors' code, since the second
-    cascade's wiring is particular to it; see ``CASCADE_INPUT_BLOCKS``), each cascade with a residual skip, a long skip
-    over all cascades, and an upsampler whose convs are followed by ReLU, between trainable mean-shift layers.
+    Laplacian modules in six cascades of 3, 3, 3, 3, 4 and 4 (``cascade_sizes`` makes it shallower for studies at
+    equal size; the second cascade keeps the authors' wiring at any depth, see ``cascade_input_blocks``), each cascade
+    with a residual skip, a long skip over all cascades, and an upsampler whose convs are followed by ReLU, between
+    trainable mean-shift layers.
 
     Args:
         num_in_ch (int): Channel number of inputs. Default: 3.
@@ -158,6 +174,8 @@ class DRLN(nn.Module):
         img_range (float): Image range the network works in. Default: 255.
         rgb_mean (Sequence[float]): Image mean in RGB order. As in the authors' code, it is subtracted in [0, 1]
             units from the input scaled to [0, img_range] (and added back at the end). Default: DIV2K's.
+        cascade_sizes (Sequence[int]): Dense residual Laplacian modules in each cascade. Only the authors' depth has
+            an authors' checkpoint format. Default: (3, 3, 3, 3, 4, 4), the authors'.
     """
 
     def __init__(
@@ -169,17 +187,24 @@ class DRLN(nn.Module):
         upscale=4,
         img_range=255.0,
         rgb_mean=(0.4488, 0.4371, 0.4040),
+        cascade_sizes=CASCADE_SIZES,
     ):
         super().__init__()
         if upscale not in SUPPORTED_SCALES:
             raise ValueError(f'upscale must be one of {SUPPORTED_SCALES}, got {upscale}')
+        if (
+            not isinstance(cascade_sizes, (list, tuple))
+            or not cascade_sizes
+            or not all(isinstance(size, int) and not isinstance(size, bool) and size >= 1 for size in cascade_sizes)
+        ):
+            raise ValueError(f'cascade_sizes must be a non-empty list of block counts >= 1, got {cascade_sizes!r}')
         self.img_range = img_range
         # img_range 1: the authors' mean is in [0, 1] units although the features are in [0, img_range].
         self.sub_mean = mean_shift(num_in_ch, rgb_mean, 1.0, -1)
         self.conv_first = nn.Conv2d(num_in_ch, num_feat, 3, 1, 1)
         self.body = nn.ModuleList(
             Cascade(num_feat, size, squeeze_factor, num_input_blocks)
-            for size, num_input_blocks in zip(CASCADE_SIZES, CASCADE_INPUT_BLOCKS)
+            for size, num_input_blocks in zip(cascade_sizes, cascade_input_blocks(cascade_sizes))
         )
         self.upsample = UpsampleReLU(upscale, num_feat)
         self.conv_last = nn.Conv2d(num_feat, num_out_ch, 3, 1, 1)

@@ -10,7 +10,13 @@ our network has no counterpart: it is dropped on the way in and written as zeros
 import re
 
 from san_plugin.archs.drln_arch import CASCADE_INPUT_BLOCKS, CASCADE_SIZES, DRLN
-from san_plugin.convert.common import check_against_network, expected_state, require_key, upscale_from_upsampler
+from san_plugin.convert.common import (
+    check_against_network,
+    count_indices,
+    expected_state,
+    require_key,
+    upscale_from_upsampler,
+)
 from san_plugin.convert.key_rules import KeyRules
 
 WHAT = "authors' DRLN checkpoint"
@@ -113,7 +119,7 @@ def drln_state_to_original(state_dict):
     """Write our DRLN state dict in the authors' format, in the order of their state dict, so their code loads it.
 
     The inverse of ``drln_state_from_original``, except that the never-read ``c4`` conv, which ours lacks, is written
-    as zeros of its shape.
+    as zeros of its shape. Only the authors' depth has an authors' format (their code builds its 20 blocks by name).
 
     Args:
         state_dict (dict[str, Tensor]): Our weights.
@@ -121,6 +127,13 @@ def drln_state_to_original(state_dict):
     Returns:
         dict[str, Tensor]: Authors'-format weights (the same tensors).
     """
+    num_cascade = count_indices(state_dict, r'^body\.(\d+)\.')
+    sizes = tuple(count_indices(state_dict, rf'^body\.{c}\.blocks\.(\d+)\.') for c in range(num_cascade))
+    if sizes != CASCADE_SIZES:
+        raise ValueError(
+            f"DRLN state dict: cascade_sizes {list(sizes)}; the authors' format exists only for their depth, "
+            f'{list(CASCADE_SIZES)}'
+        )
     original = {}
     for key, tensor in state_dict.items():
         original_key = RULES.to_original(key)
