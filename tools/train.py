@@ -2,8 +2,8 @@
 
 Same command line as BasicSR's ``basicsr/train.py``, e.g. (from the repository root)::
 
-    python tools/train.py -opt options/train/train_SAN_x4.yml [--auto_resume] [--debug] [--force_yml k:k=v]
-    torchrun --nproc_per_node=4 tools/train.py -opt options/train/train_SAN_x4.yml --launcher pytorch
+    python tools/train.py -opt options/train/train_SAN_x4_paper.yml [--auto_resume] [--debug] [--force_yml k:k=v]
+    torchrun --nproc_per_node=4 tools/train.py -opt options/train/train_SAN_x4_paper.yml --launcher pytorch
 
 ``experiments/`` and ``tb_logger/`` are created in the current working directory, which is also what relative
 dataset paths in option files are relative to.
