@@ -10,6 +10,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from torch.nn.parallel import DistributedDataParallel
 
 from san_plugin.convert.loading import load_into_network
+from san_plugin.convert.network_config import RECORD_KEY, network_record
 from san_plugin.models.network_switches import apply_switches, parse_switches, resolve_switches, to_memory_format
 from san_plugin.utils.atomic_save import atomic_torch_save, remove_temporaries
 from san_plugin.utils.precision import autocast
@@ -103,6 +104,9 @@ class SANModel(SRModel):
     def load_network(self, net, load_path, strict=True, param_key='params'):
         """Load weights of any supported format into ``net`` (see :func:`san_plugin.convert.loading`).
 
+        When the file records its network configuration, every value that differs from ``network_g`` is logged as a
+        warning.
+
         Args:
             net (nn.Module): Network.
             load_path (str): Weights file.
@@ -113,7 +117,7 @@ class SANModel(SRModel):
         logger = get_root_logger()
         logger.info(f'Loading {net.__class__.__name__} model from {load_path}, with param key: [{param_key}].')
         allow_scale_change = self.opt['path'].get('allow_scale_change_g', False)
-        load_into_network(net, load_path, param_key, strict, allow_scale_change, logger)
+        load_into_network(net, load_path, param_key, strict, allow_scale_change, logger, self.opt.get('network_g'))
 
     def model_to_device(self, net):
         """Move ``net`` to the model's device with the switches applied; wrap it in DDP on CPU too (BasicSR passes a
@@ -175,6 +179,10 @@ class SANModel(SRModel):
     def save_network(self, net, net_label, current_iter, param_key='params'):
         """Save networks to ``<models>/<net_label>_<iter>.pth`` (``latest`` for iteration -1), atomically.
 
+        The file records the network's complete configuration (the ``network_<label>`` options, e.g. ``network_g``
+        for ``net_g``, merged with the constructor's defaults) under the top-level key ``network_config``, which
+        BasicSR's ``load_network`` and spandrel ignore (see :mod:`san_plugin.convert.network_config`).
+
         Args:
             net (nn.Module | list[nn.Module]): Network(s) to save.
             net_label (str): Network label, e.g. ``'net_g'``.
@@ -187,6 +195,9 @@ class SANModel(SRModel):
             raise ValueError(f'{len(nets)} networks but {len(param_keys)} param keys to save them under')
         suffix = 'latest' if current_iter == -1 else current_iter
         save_dict = {key: self._cpu_state_dict(net_) for net_, key in zip(nets, param_keys)}
+        section = f'network_{net_label.removeprefix("net_")}'
+        if section in self.opt:
+            save_dict[RECORD_KEY] = network_record(self.opt[section], section)
         remove_temporaries(self.opt['path']['models'])  # left by a save that was killed
         atomic_torch_save(save_dict, osp.join(self.opt['path']['models'], f'{net_label}_{suffix}.pth'))
 
