@@ -11,6 +11,7 @@ import cv2
 import pytest
 import torch
 import yaml
+from basicsr.archs import build_network
 from basicsr.archs.rcan_arch import RCAN
 from basicsr.models.base_model import BaseModel
 from conftest import REPO_ROOT
@@ -229,3 +230,25 @@ def test_benchmark_weights_with_network_opt(tmp_path, lq):
     assert torch.equal(output(spec.build(2), lq), output(net, lq))
     with pytest.warns(AssumedSettingWarning, match='NAME=OPTIONS.yml with a network_g block'):
         parse_model_spec(f'san={path}')
+
+
+def test_record_names_any_basicsr_arch(tmp_path, lq):
+    """A network the tensors do not identify (BasicSR's EDSR, trained with SANModel) is rebuilt from its record."""
+    opt = {
+        'type': 'EDSR',
+        'num_in_ch': 3,
+        'num_out_ch': 3,
+        'num_feat': 8,
+        'num_block': 2,
+        'upscale': 2,
+        'img_range': 1.0,
+    }
+    net = build_network(opt).eval()
+    recorded, bare = tmp_path / 'edsr.safetensors', tmp_path / 'bare.safetensors'
+    save_weights_file(net.state_dict(), recorded, record=network_record(opt))
+    save_weights_file(net.state_dict(), bare)
+    rebuilt, scale = load_model(recorded)
+    assert scale == 2 and type(rebuilt).__name__ == 'EDSR'
+    assert torch.equal(output(rebuilt, lq), output(net, lq))
+    with pytest.raises(ValueError, match=f'weights file {bare}: the architecture is not recognised'):
+        load_model(bare)
