@@ -252,3 +252,14 @@ def test_record_names_any_basicsr_arch(tmp_path, lq):
     assert torch.equal(output(rebuilt, lq), output(net, lq))
     with pytest.raises(ValueError, match=f'weights file {bare}: the architecture is not recognised'):
         load_model(bare)
+
+
+def test_to_original_says_what_the_authors_format_cannot_hold(tmp_path):
+    src, back = tmp_path / 'recorded.pth', tmp_path / 'SAN_BIX2.pt'
+    save_weights_file(hidden_san().state_dict(), src, record=network_record({**TINY, **HIDDEN}))
+    summary = convert_file(src, back, to_original=True)
+    assert (
+        "the authors' format cannot hold img_range=1.0, nonlocal_grid=3, soca_crop=6, soca_iter=3: their code assumes "
+        'img_range=255.0, nonlocal_grid=2, soca_crop=1000, soca_iter=5 unless told otherwise' in summary['notes']
+    )
+    assert 'network_config' not in torch.load(back, weights_only=True)  # a bare state dict

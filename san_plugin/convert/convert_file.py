@@ -5,7 +5,7 @@ import yaml
 from san_plugin.convert.checkpoint_io import save_weights_file
 from san_plugin.convert.loading import read_network_file
 from san_plugin.convert.network_config import network_record
-from san_plugin.convert.original import state_to_original
+from san_plugin.convert.original import FORMATS, convert_original_state, state_to_original
 
 
 def network_g_block(arch, config):
@@ -36,7 +36,17 @@ def convert_file(src, dst, to_original=False, param_key='params', network_opt=No
     if to_original:
         if arch is None:
             raise ValueError(f"weights file {src}: not a SAN, DRLN or RCAN network, so it has no authors' format")
-        save_weights_file(state_to_original(arch, state, config), dst, source=src, param_key=None)
+        original = state_to_original(arch, state, config)
+        implied = convert_original_state(original)[2]  # what the authors' format stands for
+        lost = {
+            key: value for key, value in config.items() if implied[key] != value and key not in FORMATS[arch].carried
+        }
+        if lost:
+            notes.append(
+                f"the authors' format cannot hold {', '.join(f'{key}={value!r}' for key, value in lost.items())}: "
+                f'their code assumes {", ".join(f"{key}={implied[key]!r}" for key in lost)} unless told otherwise'
+            )
+        save_weights_file(original, dst, source=src, param_key=None)
     else:
         if arch is None:
             notes.append('architecture not recognised (not SAN, DRLN or RCAN): tensors written unchanged')
