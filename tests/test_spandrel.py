@@ -16,8 +16,9 @@ from fixture_weights import fixture_and_weights
 import san_plugin
 from san_plugin.archs.drln_arch import DRLN
 from san_plugin.archs.san_arch import SAN
+from san_plugin.convert.checkpoint_io import save_weights_file
 from san_plugin.convert.convert_file import convert_file
-from san_plugin.convert.network_config import complete_config
+from san_plugin.convert.network_config import complete_config, network_record
 from san_plugin.convert.original import state_to_original
 from san_plugin.convert.original_rcan import rcan_state_to_original
 from san_plugin.inference import load_model
@@ -174,15 +175,22 @@ def spandrel_own_state_dicts():
     }
 
 
-def test_spandrel_detection_of_its_own_architectures_is_unchanged():
+def test_spandrel_detection_of_its_own_architectures_is_unchanged(tmp_path):
+    """Before and after install(), from state dicts and from files written with the plugin's network record."""
     base = base_registry()
     san_spandrel.install()
+    record = network_record({'type': 'RCAN', 'num_in_ch': 3, 'num_out_ch': 3})
     for arch_id, state in spandrel_own_state_dicts().items():
         before = base.load(state)
         after = spandrel.MAIN_REGISTRY.load(state)
         assert before.architecture.id == after.architecture.id == arch_id
         assert (before.scale, before.tags) == (after.scale, after.tags), arch_id
         assert not san_spandrel.SAN_ARCH.detect(state) and not san_spandrel.DRLN_ARCH.detect(state), arch_id
+        for suffix in ('.pth', '.safetensors'):
+            path = tmp_path / f'{arch_id}{suffix}'
+            save_weights_file(state, path, record=record)
+            loaded = spandrel.ModelLoader().load_from_file(path)
+            assert (loaded.architecture.id, loaded.scale, loaded.tags) == (arch_id, after.scale, after.tags), path
 
 
 def test_rcan_conversion_agrees_with_spandrel_rcan(tmp_path):
