@@ -14,6 +14,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 AUTOLOAD_PTH = 'san_plugin-autoload.pth'
 # ONNX export (tools/export_onnx.py): torch.onnx's exporter needs onnxscript; onnxruntime checks the file.
 ONNX_EXTRA = ['onnx>=1.15', 'onnxscript>=0.5', 'onnxruntime>=1.17']
+# SAN and DRLN in spandrel (chaiNNer, ComfyUI): san_plugin.spandrel.install(). Pinned: the architectures use its
+# ArchRegistry API, and the tests check detection against its own architectures.
+SPANDREL_EXTRA = ['spandrel==0.4.2']
 
 
 def read_version():
@@ -65,6 +68,7 @@ setup(
     ],
     extras_require={
         'onnx': ONNX_EXTRA,
-        'test': ['pytest>=7', 'ruff>=0.5', *ONNX_EXTRA],
+        'spandrel': SPANDREL_EXTRA,
+        'test': ['pytest>=7', 'ruff>=0.5', *ONNX_EXTRA, *SPANDREL_EXTRA],
     },
 )

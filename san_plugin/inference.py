@@ -13,25 +13,29 @@ import torch
 from basicsr.archs import build_network
 from tqdm import tqdm
 
-from san_plugin.convert.loading import read_any_checkpoint
+from san_plugin.convert.loading import read_network_file
 from san_plugin.utils.atomic_save import atomic_path
 
 MAX_VALUES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
 
-def load_model(weights, scale=None, device='cpu', half=False):
-    """Build the network of a weight file, with the architecture and scale read from its tensors.
+def load_model(weights, scale=None, device='cpu', half=False, network_opt=None):
+    """Build the network of a weight file, with the architecture and configuration its record or tensors give.
+
+    Settings that neither gives are warned about (see ``read_network_file``); ``network_opt`` gives them.
 
     Args:
-        weights (str | Path): Any supported weight file (see ``read_any_checkpoint``).
+        weights (str | Path): Any supported weight file (see ``read_network_file``).
         scale (int | None): Expected scale; an error if the weights are of another. Default: None.
         device (str | torch.device): Where the network runs. Default: 'cpu'.
         half (bool): Run in float16. Default: False.
+        network_opt (dict | None): Constructor arguments the file neither records nor shows (``--network-opt``).
+            Default: None.
 
     Returns:
         tuple[nn.Module, int]: The network in eval mode, and its scale.
     """
-    arch, state, config, _ = read_any_checkpoint(weights)
+    arch, state, config, _, _, _ = read_network_file(weights, network_opt=network_opt)
     if arch is None:
         raise ValueError(f'weights file {weights}: the architecture is not recognised (SAN, DRLN and RCAN are)')
     if scale is not None and scale != config['upscale']:
@@ -154,6 +158,7 @@ def run_inference(
     half=False,
     suffix=None,
     progress=True,
+    network_opt=None,
 ):
     """Upscale an image file, or every image file of a folder, into PNG files.
 
@@ -170,12 +175,13 @@ def run_inference(
         half (bool): Run in float16. Default: False.
         suffix (str | None): Output name suffix instead of ``x<scale>``. Default: None.
         progress (bool): Show a progress bar. Default: True.
+        network_opt (dict | None): Constructor arguments the weights neither record nor show. Default: None.
 
     Returns:
         tuple[list[Path], dict[Path, str]]: The files written, and the failed inputs with the reason.
     """
     inputs = list_inputs(input_path)
-    net, net_scale = load_model(weights, scale, device, half)
+    net, net_scale = load_model(weights, scale, device, half, network_opt)
     outputs = output_paths(inputs, output_dir, net_scale, suffix)
     Path(output_dir).mkdir(parents=True, exist_ok=True)
     written, failed = [], {}

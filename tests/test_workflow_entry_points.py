@@ -49,7 +49,9 @@ def assert_trained_and_resumes(command, cwd, experiment, env=None):
     models, states = experiment / 'models', experiment / 'training_states'
     assert sorted(p.name for p in models.iterdir()) == ['net_g_2.pth', 'net_g_4.pth', 'net_g_latest.pth']
     assert sorted(p.name for p in states.iterdir()) == ['2.state', '4.state']
-    assert set(torch.load(models / 'net_g_latest.pth', weights_only=True)) == {'params', 'params_ema'}
+    saved = torch.load(models / 'net_g_latest.pth', weights_only=True)
+    assert set(saved) == {'params', 'params_ema', 'network_config'}  # the record: tests/test_self_describing.py
+    assert saved['network_config']['type'] == 'SAN'
     log = read_log(experiment, 'train_')
     assert 'Network [SAN] is created.' in log
     assert 'Model [SANModel] is created.' in log

@@ -4,8 +4,9 @@
     python tools/convert_checkpoint.py SAN_BIX4.pt SAN_x4.safetensors
     python tools/convert_checkpoint.py --to-original SAN_x4.pth SAN_BIX4_again.pt
 
-The architecture and every configuration value (scale included) are read from the tensors; the options block that
-builds the network is printed, ready to paste.
+The architecture and every configuration value (scale included) are read from the input's record or its tensors;
+settings neither gives are warned about (give them with --network-opt key=value). The output records the complete
+configuration, and the options block that builds the network is printed, ready to paste.
 """
 
 import argparse
@@ -13,6 +14,7 @@ import sys
 
 import san_plugin  # noqa: F401  (registers the archs)
 from san_plugin.convert.convert_file import convert_file, network_g_block
+from san_plugin.convert.network_config import add_network_opt_argument, network_opts
 
 
 def main(argv=None):
@@ -21,9 +23,16 @@ def main(argv=None):
     parser.add_argument('output', help='.pth (BasicSR checkpoint) or .safetensors; with --to-original, a .pt')
     parser.add_argument('--to-original', action='store_true', help="write the authors' format, for their own code")
     parser.add_argument('--param-key', default='params', help='state dict key of a BasicSR input (default: params)')
+    add_network_opt_argument(parser)
     args = parser.parse_args(argv)
     try:
-        summary = convert_file(args.input, args.output, to_original=args.to_original, param_key=args.param_key)
+        summary = convert_file(
+            args.input,
+            args.output,
+            to_original=args.to_original,
+            param_key=args.param_key,
+            network_opt=network_opts(args.network_opt),
+        )
     except (OSError, KeyError, ValueError) as error:
         print(f'error: {error.args[0] if isinstance(error, KeyError) else error}', file=sys.stderr)
         return 1

@@ -5,13 +5,16 @@
 
 The graph takes ``lq`` (NCHW RGB float32 in [0, 1], height and width >= 4) and gives ``sr``. Before the file is put
 in place, onnxruntime must reproduce PyTorch within --tolerance at every --check-sizes size (odd sizes included by
-default); otherwise nothing is written and the exit status is 1. Needs the optional extra: pip install -e '.[onnx]'.
+default); otherwise nothing is written and the exit status is 1. The network's configuration comes from the weights'
+record or tensors; a setting neither gives is warned about (give it with --network-opt key=value). Needs the
+optional extra: pip install -e '.[onnx]'.
 """
 
 import argparse
 import sys
 
 import san_plugin  # noqa: F401  (registers the archs)
+from san_plugin.convert.network_config import add_network_opt_argument, network_opts
 from san_plugin.inference import load_model
 from san_plugin.onnx_export import MIN_OPSET, MIN_SIDE, export_onnx
 
@@ -43,9 +46,10 @@ def main(argv=None):
     )
     parser.add_argument('--tolerance', type=float, default=1e-4, help='largest difference allowed (default: 1e-4)')
     parser.add_argument('--scale', type=int, help='expected scale; an error if the weights are of another')
+    add_network_opt_argument(parser)
     args = parser.parse_args(argv)
     try:
-        net, scale = load_model(args.weights, scale=args.scale)
+        net, scale = load_model(args.weights, scale=args.scale, network_opt=network_opts(args.network_opt))
         differences = export_onnx(
             net, args.output, opset=args.opset, check_sizes=args.check_sizes, tolerance=args.tolerance
         )

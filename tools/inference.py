@@ -3,14 +3,16 @@
     python tools/inference.py -i photo.png -o results -w SAN_BIX4.pt
     python tools/inference.py -i lr_folder -o results -w SAN_x4.safetensors --tile 200 --device cuda --half
 
-Writes ``<stem>_x<scale>.png`` per input image; the architecture and scale come from the weights. Exit status 0 when
-every file succeeded, 1 otherwise (files that fail are reported and skipped).
+Writes ``<stem>_x<scale>.png`` per input image; the architecture and configuration come from the weights (their
+record, else their tensors; a setting neither gives is warned about: give it with --network-opt key=value). Exit
+status 0 when every file succeeded, 1 otherwise (files that fail are reported and skipped).
 """
 
 import argparse
 import sys
 
 import san_plugin  # noqa: F401  (registers the archs)
+from san_plugin.convert.network_config import add_network_opt_argument, network_opts
 from san_plugin.inference import run_inference
 
 
@@ -25,6 +27,7 @@ def main(argv=None):
     parser.add_argument('--device', default='cpu', help='cpu, cuda, cuda:1, ... (default: cpu)')
     parser.add_argument('--half', action='store_true', help='run in float16 (GPU)')
     parser.add_argument('--suffix', help='output name suffix instead of x<scale>')
+    add_network_opt_argument(parser)
     args = parser.parse_args(argv)
     try:
         written, failed = run_inference(
@@ -37,6 +40,7 @@ def main(argv=None):
             device=args.device,
             half=args.half,
             suffix=args.suffix,
+            network_opt=network_opts(args.network_opt),
         )
     except (OSError, ValueError) as error:
         print(f'error: {error}', file=sys.stderr)

@@ -1,7 +1,9 @@
 """Model specs of the benchmarks: ``bicubic``, ``name=WEIGHTS``, ``name=OPTIONS.yml``, ``name=type:ARCH,key:value``.
 
 A spec becomes a network for one scale with :meth:`ModelSpec.build`. Weight files of any format go through
-``san_plugin.convert.loading`` (architecture and scale detected from the weights, the authors' formats converted).
+``san_plugin.convert.loading`` (architecture and configuration from the file's record or its tensors, the authors'
+formats converted); options files load their ``pretrain_network_g`` as ``tools/test.py`` does, with ``param_key_g``
+and ``strict_load_g``.
 """
 
 import copy
@@ -11,10 +13,12 @@ from pathlib import Path
 import yaml
 from basicsr.archs import build_network
 
-from san_plugin.convert.loading import load_into_network, read_any_checkpoint
+from san_plugin.convert.loading import load_into_network, read_network_file
 
 BICUBIC = 'bicubic'
 OPTION_SUFFIXES = ('.yml', '.yaml')
+# How a benchmark user gives settings that a weights file neither records nor shows.
+OVERRIDE_HINT = '--network-opt key=value, or NAME=OPTIONS.yml with a network_g block'
 
 # The networks at the sizes of their papers, for the speed benchmark.
 PAPER_NETWORKS = {
@@ -40,12 +44,16 @@ class ModelSpec:
         network_opt (dict | None): BasicSR ``network_g`` options; None for bicubic upscaling.
         weights (str | None): Weights file loaded into the network; None leaves it untrained.
         origin (str): Where the spec came from (flag or option key), for error messages.
+        param_key (str | None): Key of the weights in a BasicSR file (``path.param_key_g``). Default: 'params'.
+        strict (bool): Require every key to match (``path.strict_load_g``). Default: True.
     """
 
     name: str
     network_opt: dict | None = None
     weights: str | None = None
     origin: str = '--model'
+    param_key: str | None = 'params'
+    strict: bool = True
 
     @property
     def is_bicubic(self):
@@ -71,7 +79,7 @@ class ModelSpec:
             raise ValueError(f'{self.origin} {self.name}: cannot build network {self.network_opt}: {error}') from error
         if self.weights is not None:
             try:
-                load_into_network(net, self.weights)
+                load_into_network(net, self.weights, self.param_key, self.strict, network_opt=opt)
             except (RuntimeError, ValueError) as error:
                 raise ValueError(f'{self.origin} {self.name}: {error}') from error
         return net.eval()
@@ -94,15 +102,19 @@ def _options_file_spec(name, path, origin):
         raise ValueError(f'{origin} {name}: cannot read options file {path}: {error}') from error
     if not isinstance(options, dict) or not isinstance(options.get('network_g'), dict):
         raise ValueError(f'{origin} {name}: options file {path} has no network_g block')
-    weights = (options.get('path') or {}).get('pretrain_network_g')
+    path_opt = options.get('path') or {}
+    weights = path_opt.get('pretrain_network_g')
     if weights is not None and not Path(weights).is_file():
         raise FileNotFoundError(f'{origin} {name}: path.pretrain_network_g of {path} ({weights}) does not exist')
-    return ModelSpec(name, dict(options['network_g']), weights, origin)
+    # As BasicSR's SRModel reads them for tools/test.py.
+    param_key = path_opt.get('param_key_g', 'params')
+    strict = path_opt.get('strict_load_g', True)
+    return ModelSpec(name, dict(options['network_g']), weights, origin, param_key, strict)
 
 
-def _weights_file_spec(name, path, origin):
+def _weights_file_spec(name, path, origin, network_opt=None):
     try:
-        arch, _, config, _ = read_any_checkpoint(path)
+        arch, _, config, _, _, _ = read_network_file(path, network_opt=network_opt, override_hint=OVERRIDE_HINT)
     except (OSError, ValueError) as error:
         raise ValueError(f'{origin} {name}: {error}') from error
     if arch is None:
@@ -113,7 +125,7 @@ def _weights_file_spec(name, path, origin):
     return ModelSpec(name, {'type': arch, **config}, str(path), origin)
 
 
-def parse_model_spec(text, origin='--model'):
+def parse_model_spec(text, origin='--model', network_opt=None):
     """Parse one model spec.
 
     Args:
@@ -121,6 +133,8 @@ def parse_model_spec(text, origin='--model'):
             ``NAME=OPTIONS.yml`` (its ``network_g`` and ``path.pretrain_network_g``); or
             ``NAME=type:ARCH,key:value,...`` (an untrained network, values read as YAML).
         origin (str): Flag or option key of the spec, named in errors. Default: '--model'.
+        network_opt (dict | None): Constructor arguments for a ``NAME=WEIGHTS`` model that its file neither records
+            nor shows (``--network-opt``). Default: None.
 
     Returns:
         ModelSpec: The spec.
@@ -130,13 +144,14 @@ def parse_model_spec(text, origin='--model'):
     name, sep, value = text.partition('=')
     if not sep or not name or not value:
         raise ValueError(f'{origin} {text!r}: expected bicubic, NAME=WEIGHTS, NAME=OPTIONS.yml or NAME=type:ARCH,...')
-    return model_spec_from_value(name, value, origin)
+    return model_spec_from_value(name, value, origin, network_opt)
 
 
-def model_spec_from_value(name, value, origin):
+def model_spec_from_value(name, value, origin, network_opt=None):
     """Build a spec named ``name`` from a string (see :func:`parse_model_spec`) or a ``network_g`` mapping.
 
-    A mapping may hold ``weights`` (a weights file) beside the ``network_g`` keys.
+    A mapping may hold ``weights`` (a weights file) beside the ``network_g`` keys. ``network_opt`` applies to weights
+    files only.
     """
     if isinstance(value, dict):
         opt = dict(value)
@@ -157,4 +172,4 @@ def model_spec_from_value(name, value, origin):
         raise FileNotFoundError(f'{origin} {name}: {path} does not exist (expected a weights or options file)')
     if path.suffix in OPTION_SUFFIXES:
         return _options_file_spec(name, path, origin)
-    return _weights_file_spec(name, path, origin)
+    return _weights_file_spec(name, path, origin, network_opt)

@@ -29,6 +29,7 @@ import yaml
 from san_plugin.benchmark.datasets import DatasetSpec, parse_dataset_spec
 from san_plugin.benchmark.models import model_spec_from_value, parse_model_spec
 from san_plugin.benchmark.quality import QualityConfig, TestTime, parse_crop_spec
+from san_plugin.convert.network_config import network_opts
 from san_plugin.utils.precision import AMP_DTYPES
 
 LIST_KEYS = ('models', 'datasets', 'scales', 'crops')
@@ -51,11 +52,11 @@ def read_options_file(path):
     return options
 
 
-def _models(value, where):
+def _models(value, where, network_opt):
     if isinstance(value, dict):
-        return [model_spec_from_value(str(name), spec, f'{where}:') for name, spec in value.items()]
+        return [model_spec_from_value(str(name), spec, f'{where}:', network_opt) for name, spec in value.items()]
     if isinstance(value, list):
-        return [parse_model_spec(spec, f'{where}[{i}]') for i, spec in enumerate(value)]
+        return [parse_model_spec(spec, f'{where}[{i}]', network_opt) for i, spec in enumerate(value)]
     raise ValueError(f'{where}: expected a list or a mapping')
 
 
@@ -95,14 +96,16 @@ def quality_config(options, flags):
 
     Args:
         options (dict): Checked mapping of :func:`read_options_file`.
-        flags (argparse.Namespace): ``model``, ``dataset``, ``scale``, ``crops`` lists (added to the file's) and the
-            scalar options (None when not given).
+        flags (argparse.Namespace): ``model``, ``dataset``, ``scale``, ``crops`` lists (added to the file's), the
+            scalar options (None when not given) and ``network_opt`` (``key=value`` items for the models given as
+            weights files).
 
     Returns:
         QualityConfig: The configuration.
     """
-    models = _models(options.get('models', []), 'models')
-    models += [parse_model_spec(text) for text in flags.model or []]
+    network_opt = network_opts(getattr(flags, 'network_opt', None))
+    models = _models(options.get('models', []), 'models', network_opt)
+    models += [parse_model_spec(text, network_opt=network_opt) for text in flags.model or []]
     datasets = _datasets(options.get('datasets', []), 'datasets')
     datasets += [parse_dataset_spec(text) for text in flags.dataset or []]
     scales = [_positive_int(s, 'scales') for s in options.get('scales', [])] + list(flags.scale or [])

@@ -1,12 +1,14 @@
 """Read and write weight files safely: tensors only, never code, with errors that name the file."""
 
 import io
+import json
 import pickletools
 import zipfile
 from pathlib import Path
 
 import torch
 
+from san_plugin.convert.network_config import RECORD_KEY
 from san_plugin.utils.atomic_save import atomic_path
 
 SAFETENSORS_SUFFIX = '.safetensors'
@@ -66,7 +68,21 @@ def load_weights_file(path):
         path (str | Path): The file.
 
     Returns:
-        dict: What the file holds (a state dict, or a dict wrapping one).
+        dict: What the file holds (a state dict, or a dict wrapping one), without its network record.
+    """
+    return load_weights_and_record(path)[0]
+
+
+def load_weights_and_record(path):
+    """Load a weight file as :func:`load_weights_file` does, and the network record it holds, if any.
+
+    Args:
+        path (str | Path): The file.
+
+    Returns:
+        tuple[dict, dict | str | None]: What the file holds without the record, and the raw record (the ``.pth``'s
+        top-level ``network_config`` value, or the JSON string of the ``.safetensors`` metadata entry; see
+        :mod:`san_plugin.convert.network_config`), or None.
     """
     path = Path(path)
     if not path.is_file():
@@ -74,11 +90,13 @@ def load_weights_file(path):
     if path.stat().st_size == 0:
         raise ValueError(f'weights file {path} is empty')
     if path.suffix == SAFETENSORS_SUFFIX:
-        from safetensors import SafetensorError
+        from safetensors import SafetensorError, safe_open
         from safetensors.torch import load_file
 
         try:
-            return load_file(str(path), device='cpu')
+            with safe_open(str(path), framework='pt') as opened:
+                metadata = opened.metadata() or {}
+            return load_file(str(path), device='cpu'), metadata.get(RECORD_KEY)
         except SafetensorError as error:
             raise ValueError(f'weights file {path} is not a readable safetensors file: {error}') from error
     try:
@@ -95,10 +113,14 @@ def load_weights_file(path):
         ) from error
     if not isinstance(loaded, dict):
         raise ValueError(f'weights file {path} holds a {type(loaded).__name__}, not a dict of tensors')
-    return loaded
+    record = loaded.get(RECORD_KEY)
+    if record is None or torch.is_tensor(record):  # a tensor of that name would be a weight: not a record
+        return loaded, None
+    del loaded[RECORD_KEY]
+    return loaded, record
 
 
-def save_weights_file(state_dict, path, source=None, param_key='params'):
+def save_weights_file(state_dict, path, source=None, param_key='params', record=None):
     """Write a state dict as a BasicSR checkpoint (``{'params': state_dict}``) or a ``.safetensors`` file.
 
     The format follows the suffix of ``path``. The file is written under a temporary name in the same folder and
@@ -110,6 +132,8 @@ def save_weights_file(state_dict, path, source=None, param_key='params'):
         source (str | Path | None): The file the weights were read from; writing over it is refused.
         param_key (str | None): Key of the state dict in a ``.pth``/``.pt`` file; None writes the bare state dict
             (the authors' format). Default: 'params'.
+        record (dict | None): Network record (:func:`san_plugin.convert.network_config.network_record`), written as
+            the ``.pth``'s top-level ``network_config`` or the ``.safetensors`` metadata entry. Default: None.
     """
     path = Path(path)
     if source is not None and path.resolve() == Path(source).resolve():
@@ -118,12 +142,17 @@ def save_weights_file(state_dict, path, source=None, param_key='params'):
         raise ValueError(f'output file {path}: unknown suffix {path.suffix!r}; use .pth, .pt or .safetensors')
     if not path.parent.is_dir():
         raise FileNotFoundError(f'output folder {path.parent} does not exist')
+    if record is not None and param_key is None and path.suffix != SAFETENSORS_SUFFIX:
+        raise ValueError(f"output file {path}: a bare state dict (the authors' format) cannot hold a network record")
     # Own, contiguous CPU copies: safetensors refuses shared or strided storage.
     tensors = {key: tensor.detach().cpu().contiguous().clone() for key, tensor in state_dict.items()}
     with atomic_path(path) as temp_name:
         if path.suffix == SAFETENSORS_SUFFIX:
             from safetensors.torch import save_file
 
-            save_file(tensors, str(temp_name))
+            metadata = {'format': 'pt'} if record is None else {'format': 'pt', RECORD_KEY: json.dumps(record)}
+            save_file(tensors, str(temp_name), metadata=metadata)
+        elif param_key is None:
+            torch.save(tensors, temp_name)
         else:
-            torch.save(tensors if param_key is None else {param_key: tensors}, temp_name)
+            torch.save({param_key: tensors} if record is None else {param_key: tensors, RECORD_KEY: record}, temp_name)

@@ -3,8 +3,9 @@
 import yaml
 
 from san_plugin.convert.checkpoint_io import save_weights_file
-from san_plugin.convert.loading import read_any_checkpoint
-from san_plugin.convert.original import state_to_original
+from san_plugin.convert.loading import read_network_file
+from san_plugin.convert.network_config import network_record
+from san_plugin.convert.original import FORMATS, convert_original_state, state_to_original
 
 
 def network_g_block(arch, config):
@@ -12,8 +13,12 @@ def network_g_block(arch, config):
     return yaml.safe_dump({'network_g': {'type': arch, **config}}, sort_keys=False, default_flow_style=None)
 
 
-def convert_file(src, dst, to_original=False, param_key='params'):
+def convert_file(src, dst, to_original=False, param_key='params', network_opt=None):
     """Convert the weight file ``src`` and write ``dst``, in the format that ``dst``'s suffix names.
+
+    A ``.pth`` or ``.safetensors`` output records the network's complete configuration (see
+    :mod:`san_plugin.convert.network_config`); settings that ``src`` neither records nor shows in its tensors are
+    warned about, and ``network_opt`` gives them.
 
     Args:
         src (str | Path): Any supported weight file (see ``read_any_checkpoint``).
@@ -21,17 +26,30 @@ def convert_file(src, dst, to_original=False, param_key='params'):
             the bare authors'-format state dict.
         to_original (bool): Write the authors' format, which their own code loads. Default: False.
         param_key (str | None): Key of the state dict in a BasicSR ``src``. Default: 'params'.
+        network_opt (dict | None): Constructor arguments to record instead of what ``src`` holds or the defaults
+            (``--network-opt``). Default: None.
 
     Returns:
         dict: ``arch``, ``config`` (None if the architecture is not recognised), ``num_params``, ``notes``.
     """
-    arch, state, config, notes = read_any_checkpoint(src, param_key)
+    arch, state, config, notes, _, _ = read_network_file(src, param_key, network_opt)
     if to_original:
         if arch is None:
             raise ValueError(f"weights file {src}: not a SAN, DRLN or RCAN network, so it has no authors' format")
-        save_weights_file(state_to_original(arch, state, config), dst, source=src, param_key=None)
+        original = state_to_original(arch, state, config)
+        implied = convert_original_state(original)[2]  # what the authors' format stands for
+        lost = {
+            key: value for key, value in config.items() if implied[key] != value and key not in FORMATS[arch].carried
+        }
+        if lost:
+            notes.append(
+                f"the authors' format cannot hold {', '.join(f'{key}={value!r}' for key, value in lost.items())}: "
+                f'their code assumes {", ".join(f"{key}={implied[key]!r}" for key in lost)} unless told otherwise'
+            )
+        save_weights_file(original, dst, source=src, param_key=None)
     else:
         if arch is None:
             notes.append('architecture not recognised (not SAN, DRLN or RCAN): tensors written unchanged')
-        save_weights_file(state, dst, source=src)
+        record = None if arch is None else network_record({'type': arch, **config})
+        save_weights_file(state, dst, source=src, record=record)
     return {'arch': arch, 'config': config, 'num_params': sum(t.numel() for t in state.values()), 'notes': notes}

@@ -7,6 +7,7 @@ from basicsr.archs import build_network
 from san_plugin.convert import original_drln, original_rcan, original_san
 from san_plugin.convert.checkpoint_io import load_weights_file
 from san_plugin.convert.common import strip_module_prefix
+from san_plugin.convert.network_config import complete_config
 
 
 def _drln_from_original(state_dict):
@@ -32,6 +33,9 @@ class OriginalFormat(NamedTuple):
     config_from_original: Callable  # their state -> config
     to_original: Callable  # (our state, config) -> their state
     rename_ours: Callable  # our state -> their key names (KeyError when a key does not fit)
+    # Constructor arguments whose effect the tensors hold although no shape shows them (the trainable mean-shift
+    # layers replace what rgb_mean initialises).
+    carried: tuple = ()
 
 
 FORMATS = {
@@ -41,6 +45,7 @@ FORMATS = {
         original_san.san_config_from_original,
         original_san.san_state_to_original,
         _renamer(original_san.RULES),
+        carried=('rgb_mean',),
     ),
     'DRLN': OriginalFormat(
         original_drln.is_original_drln,
@@ -48,6 +53,7 @@ FORMATS = {
         original_drln.drln_config_from_original,
         lambda state, config: original_drln.drln_state_to_original(state),
         _renamer(original_drln.RULES),
+        carried=('rgb_mean',),
     ),
     'RCAN': OriginalFormat(
         original_rcan.is_original_rcan,
@@ -79,14 +85,15 @@ def convert_original_state(state_dict):
             accepted). RCAN converts to BasicSR's ``RCAN``, which has no mean-shift layers: they are dropped.
 
     Returns:
-        tuple[str, dict, dict, list[str]]: Arch type, our state dict, our constructor arguments, dropped keys.
+        tuple[str, dict, dict, list[str]]: Arch type, our state dict, every constructor argument (those the tensors
+        do not show are the authors' code's, which are our archs' defaults), dropped keys.
     """
     state_dict = strip_module_prefix(state_dict)
     arch = original_arch(state_dict)
     if arch is None:
         raise ValueError(_not_original_message(state_dict))
     state, config, dropped = FORMATS[arch].from_original(state_dict)
-    return arch, state, config, dropped
+    return arch, state, complete_config(arch, config, f"authors' {arch} checkpoint"), dropped
 
 
 def near_miss(state_dict):
@@ -114,8 +121,8 @@ def config_from_ours(state_dict):
         state_dict (dict[str, Tensor]): Weights with our key names.
 
     Returns:
-        tuple[str | None, dict | None]: Arch type and constructor arguments, or ``(None, None)`` if the keys are of
-        none of the three.
+        tuple[str | None, dict | None]: Arch type and the constructor arguments that the tensors show, or
+        ``(None, None)`` if the keys are of none of the three.
     """
     for arch, fmt in FORMATS.items():
         try:

@@ -29,7 +29,7 @@ DETECTION_KEYS = (
     'body.0.body.0.body.3.conv_du.0.weight',
     'tail.1.weight',
 )
-# What BasicSR's RCAN assumes (its defaults); written into the converted configuration.
+# What BasicSR's RCAN assumes (its defaults, which are also the authors' code's).
 IMG_RANGE = 255.0
 RGB_MEAN = (0.4488, 0.4371, 0.4040)
 
@@ -65,7 +65,7 @@ def rcan_config_from_original(state_dict):
 
     Returns:
         dict: ``num_in_ch``, ``num_out_ch``, ``num_feat``, ``num_group``, ``num_block``, ``squeeze_factor``,
-        ``upscale``, ``res_scale``, ``img_range``, ``rgb_mean``.
+        ``upscale``: what the tensors show (``res_scale``, ``img_range`` and ``rgb_mean`` are not in them).
     """
     num_feat, num_in_ch = require_key(state_dict, 'head.0.weight', WHAT).shape[:2]
     upsampler_keys = sorted(
@@ -81,9 +81,6 @@ def rcan_config_from_original(state_dict):
             num_feat // require_key(state_dict, 'body.0.body.0.body.3.conv_du.0.weight', WHAT).shape[0]
         ),
         'upscale': upscale_from_upsampler([state_dict[key] for key in upsampler_keys], num_feat, WHAT),
-        'res_scale': 1,
-        'img_range': IMG_RANGE,
-        'rgb_mean': list(RGB_MEAN),
     }
 
 

@@ -100,6 +100,9 @@ class SANModel(SRModel):
     def load_network(self, net, load_path, strict=True, param_key='params'):
         """Load weights of any supported format into ``net`` (see :func:`san_plugin.convert.loading`).
 
+        When the file records its network configuration, every value that differs from ``network_g`` is logged as a
+        warning.
+
         Args:
             net (nn.Module): Network.
             load_path (str): Weights file.
@@ -112,7 +115,7 @@ class SANModel(SRModel):
         logger = get_root_logger()
         logger.info(f'Loading {net.__class__.__name__} model from {load_path}, with param key: [{param_key}].')
         allow_scale_change = self.opt['path'].get('allow_scale_change_g', False)
-        load_into_network(net, load_path, param_key, strict, allow_scale_change, logger)
+        load_into_network(net, load_path, param_key, strict, allow_scale_change, logger, self.opt.get('network_g'))
 
     def model_to_device(self, net):
         """Move ``net`` to the model's device with the switches applied, then wrap it as BasicSR does (DDP also on
@@ -171,18 +174,27 @@ class SANModel(SRModel):
     def save_network(self, net, net_label, current_iter, param_key='params'):
         """Save networks to ``<models>/<net_label>_<iter>.pth`` (``latest`` for iteration -1), atomically.
 
+        The file records the network's complete configuration (the ``network_<label>`` options, e.g. ``network_g``
+        for ``net_g``, merged with the constructor's defaults) under the top-level key ``network_config``, which
+        BasicSR's ``load_network`` and spandrel ignore (see :mod:`san_plugin.convert.network_config`).
+
         Args:
             net (nn.Module | list[nn.Module]): Network(s) to save.
             net_label (str): Network label, e.g. ``'net_g'``.
             current_iter (int): Current iteration; -1 for the final save.
             param_key (str | list[str]): Key(s) of the network(s) in the file. Default: ``'params'``.
         """
+        from san_plugin.convert.network_config import RECORD_KEY, network_record  # loads the converters: when used
+
         nets = net if isinstance(net, list) else [net]
         param_keys = param_key if isinstance(param_key, list) else [param_key]
         if len(nets) != len(param_keys):
             raise ValueError(f'{len(nets)} networks but {len(param_keys)} param keys to save them under')
         suffix = 'latest' if current_iter == -1 else current_iter
         save_dict = {key: self._cpu_state_dict(net_) for net_, key in zip(nets, param_keys)}
+        section = f'network_{net_label.removeprefix("net_")}'
+        if section in self.opt:
+            save_dict[RECORD_KEY] = network_record(self.opt[section], section)
         remove_temporaries(self.opt['path']['models'])  # left by a save that was killed
         atomic_torch_save(save_dict, osp.join(self.opt['path']['models'], f'{net_label}_{suffix}.pth'))
 
