@@ -27,15 +27,15 @@ except ImportError as error:  # an optional extra
     ) from error
 from spandrel import Architecture, ArchSupport, ImageModelDescriptor, ModelTiling
 
-from san_plugin.convert import original_drln, original_san
+from san_plugin.convert import original_drln, original_san, ours
 from san_plugin.convert.network_config import arch_class, complete_config
 from san_plugin.convert.original import config_from_ours, convert_original_state, original_arch
 
-# Keys every SAN (DRLN) state dict has, in the authors' names and in ours: a cheap first test, before the complete
-# key set is checked.
+# Keys every SAN (DRLN) state dict has, in the authors' names, in ours, and in ours for every ablation variant
+# (depth): a cheap first test, before the complete key set is checked.
 SIGNATURE_KEYS = {
-    arch: (module.DETECTION_KEYS, tuple(module.RULES.to_ours(key) for key in module.DETECTION_KEYS))
-    for arch, module in (('SAN', original_san), ('DRLN', original_drln))
+    arch: (module.DETECTION_KEYS, tuple(module.RULES.to_ours(key) for key in module.DETECTION_KEYS), variant_keys)
+    for arch, module, variant_keys in (('SAN', original_san, ours.SAN_KEYS), ('DRLN', original_drln, ours.DRLN_KEYS))
 }
 # Measured (tests/test_spandrel.py): the whole network cast to float16 or bfloat16 gives finite outputs close to
 # float32 on the reference fixtures; SOCA computes its statistics in float32 whatever the network's dtype.

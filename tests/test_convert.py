@@ -14,7 +14,9 @@ from conftest import REPO_ROOT
 from fixture_weights import fixture_and_weights
 
 import san_plugin  # noqa: F401  (registers the archs)
-from san_plugin.convert.checkpoint_io import load_weights_file
+from san_plugin.archs.drln_arch import DRLN
+from san_plugin.archs.san_arch import SAN
+from san_plugin.convert.checkpoint_io import load_weights_file, save_weights_file
 from san_plugin.convert.convert_file import convert_file
 from san_plugin.convert.loading import load_into_network
 from san_plugin.convert.original import convert_original_state
@@ -79,6 +81,27 @@ def test_convert_then_load_reproduces_authors_outputs(tmp_path, capsys, convert_
         assert load_into_network(net, dst) == []
     assert_reproduces(net, fixture)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(['authors.pt', dst.name])  # no temp file left
+
+
+TINY_SAN = {'num_feat': 16, 'squeeze_factor': 4, 'num_group': 1, 'num_block': 1, 'upscale': 2}
+
+
+@pytest.mark.parametrize(
+    'network, message',
+    [
+        (SAN(**TINY_SAN, use_nonlocal=False), 'use_nonlocal=False'),
+        (SAN(**TINY_SAN, channel_attention='none'), "channel_attention='none'"),
+        (DRLN(num_feat=8, squeeze_factor=4, upscale=2, cascade_sizes=[1]), 'cascade_sizes [1]'),
+    ],
+    ids=['san_without_nonlocal', 'san_without_attention', 'shallow_drln'],
+)
+def test_networks_without_an_authors_format_are_refused_on_the_way_out(
+    tmp_path, convert_tool, capsys, network, message
+):
+    save_weights_file(network.state_dict(), tmp_path / 'ours.pth')
+    assert convert_tool.main(['--to-original', str(tmp_path / 'ours.pth'), str(tmp_path / 'back.pt')]) != 0
+    assert message in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['ours.pth']
 
 
 @pytest.mark.parametrize('name', ['san_x4_g2b2.pt', 'drln_x4_full.pt'])

@@ -35,7 +35,8 @@ HIDDEN = {'img_range': 1.0, 'nonlocal_grid': 3, 'soca_crop': 6, 'soca_iter': 3}
 TINY = {'type': 'SAN', 'num_feat': 16, 'num_group': 1, 'num_block': 1, 'squeeze_factor': 4, 'upscale': 2}
 SAN_ARGUMENTS = [
     'num_in_ch', 'num_out_ch', 'num_feat', 'num_group', 'num_block', 'squeeze_factor', 'upscale', 'img_range',
-    'rgb_mean', 'nonlocal_reduction', 'nonlocal_grid', 'soca_crop', 'soca_iter',
+    'rgb_mean', 'nonlocal_reduction', 'nonlocal_grid', 'soca_crop', 'soca_iter', 'channel_attention', 'use_nonlocal',
+    'share_source_skip',
 ]  # fmt: skip
 
 

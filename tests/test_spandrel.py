@@ -19,7 +19,7 @@ from san_plugin.archs.san_arch import SAN
 from san_plugin.convert.checkpoint_io import save_weights_file
 from san_plugin.convert.convert_file import convert_file
 from san_plugin.convert.network_config import complete_config, network_record
-from san_plugin.convert.original import state_to_original
+from san_plugin.convert.original import original_arch, state_to_original
 from san_plugin.convert.original_rcan import rcan_state_to_original
 from san_plugin.inference import load_model
 
@@ -129,17 +129,27 @@ SAN_SHAPES = [
     {'upscale': 8, 'num_feat': 16, 'num_group': 1, 'num_block': 2, 'squeeze_factor': 4},
 ]
 DRLN_SHAPES = [{'upscale': scale, 'num_feat': 8, 'squeeze_factor': 4} for scale in (2, 3, 4, 8)]
+# Networks that exist in our key names only: SAN's ablation variants and shallower DRLNs (no authors' format).
+TINY_SAN = {'upscale': 2, 'num_feat': 16, 'num_group': 2, 'num_block': 1, 'squeeze_factor': 4}
+OURS_ONLY = [
+    ('SAN', SAN, {**TINY_SAN, 'channel_attention': 'first_order'}),
+    ('SAN', SAN, {**TINY_SAN, 'channel_attention': 'none', 'upscale': 3}),
+    ('SAN', SAN, {**TINY_SAN, 'use_nonlocal': False}),
+    ('SAN', SAN, {**TINY_SAN, 'share_source_skip': False, 'upscale': 4}),
+    ('DRLN', DRLN, {'upscale': 2, 'num_feat': 8, 'squeeze_factor': 4, 'cascade_sizes': [2]}),
+    ('DRLN', DRLN, {'upscale': 4, 'num_feat': 8, 'squeeze_factor': 4, 'cascade_sizes': [1, 2, 1]}),
+]
 
 
 def state_dicts_of_every_shape():
-    """(arch, config, state dict) in our key names and in the authors', over scales, widths and depths."""
+    """(arch, config, state dict) in our key names and in the authors', over scales, widths, depths and variants."""
     cases = []
     for arch, network, shapes in (('SAN', SAN, SAN_SHAPES), ('DRLN', DRLN, DRLN_SHAPES)):
         for config in shapes:
             state = network(**config).state_dict()
             full = complete_config(arch, config, arch)
             cases += [(arch, config, state), (arch, config, state_to_original(arch, state, full))]
-    return cases
+    return cases + [(arch, config, network(**config).state_dict()) for arch, network, config in OURS_ONLY]
 
 
 def test_every_scale_width_and_depth_is_detected_and_loaded():
@@ -154,6 +164,9 @@ def test_every_scale_width_and_depth_is_detected_and_loaded():
         assert f'{config["num_feat"]}nf' in descriptor.tags
         lq = torch.rand(1, descriptor.input_channels, 5, 7)
         assert descriptor(lq).shape[-2:] == (5 * config['upscale'], 7 * config['upscale'])
+        if original_arch(state) is None:  # our key names: the very network, with the very tensors
+            loaded = descriptor.model.state_dict()
+            assert loaded.keys() == state.keys() and all(torch.equal(loaded[k], state[k]) for k in state), config
 
 
 def spandrel_own_state_dicts():

@@ -8,6 +8,7 @@ from san_plugin.convert import original_drln, original_rcan, original_san
 from san_plugin.convert.checkpoint_io import load_weights_file
 from san_plugin.convert.common import strip_module_prefix
 from san_plugin.convert.network_config import complete_config
+from san_plugin.convert.ours import config_from_our_keys
 
 
 def _drln_from_original(state_dict):
@@ -117,6 +118,10 @@ def _not_original_message(state_dict):
 def config_from_ours(state_dict):
     """Recognise a state dict in our (BasicSR) key names as SAN, DRLN or RCAN and infer its configuration.
 
+    SAN (any ablation variant) and DRLN (any depth) are recognised from our key names when a network of the inferred
+    configuration has exactly these keys and shapes (:mod:`san_plugin.convert.ours`); otherwise, and for RCAN,
+    through the authors' format, whose checks leave the finer mismatches to the load that follows.
+
     Args:
         state_dict (dict[str, Tensor]): Weights with our key names.
 
@@ -124,6 +129,9 @@ def config_from_ours(state_dict):
         tuple[str | None, dict | None]: Arch type and the constructor arguments that the tensors show, or
         ``(None, None)`` if the keys are of none of the three.
     """
+    arch, config = config_from_our_keys(state_dict)
+    if arch is not None:
+        return arch, config
     for arch, fmt in FORMATS.items():
         try:
             renamed = fmt.rename_ours(state_dict)

@@ -15,6 +15,8 @@ from san_plugin.convert.common import (
 from san_plugin.convert.key_rules import KeyRules
 
 WHAT = "authors' SAN checkpoint"
+# The ablation switches of our SAN at the paper's network, the only one the authors' format can hold.
+PAPER_NETWORK = {'channel_attention': 'second_order', 'use_nonlocal': True, 'share_source_skip': True}
 
 RULES = KeyRules(
     pairs=[
@@ -104,6 +106,12 @@ def san_state_to_original(state_dict, config):
     Returns:
         dict[str, Tensor]: Authors'-format weights.
     """
+    variant = {key: config[key] for key, paper in PAPER_NETWORK.items() if key in config and config[key] != paper}
+    if variant:
+        raise ValueError(
+            f"SAN state dict of an ablation variant ({', '.join(f'{k}={v!r}' for k, v in variant.items())}): the "
+            "authors' format holds only the paper's network"
+        )
     original = {}
     for key, tensor in state_dict.items():
         original_key = RULES.to_original(key)
