@@ -21,10 +21,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--scale', type=int, default=2, choices=(2, 3, 4, 8), help='upscaling factor (default: 2)')
     parser.add_argument('--out', default='results/demo', help='report folder (default: results/demo)')
-    parser.add_argument('--iters', type=int, help='training iterations of each network (default: 400)')
-    parser.add_argument('--threads', type=int, help="CPU threads of training and evaluation (default: torch's)")
+    parser.add_argument('--iters', type=int, help='training iterations of each network (default: 1000)')
+    parser.add_argument(
+        '--threads', type=int, default=1, help="CPU threads of each process (default: 1; 0: torch's default)"
+    )
     args = parser.parse_args(argv)
-    study = demo_study(args.scale, args.out, iters=args.iters, threads=args.threads)
+    study = demo_study(args.scale, args.out, iters=args.iters, threads=args.threads or None)
     report = run_study(study)
     out = Path(args.out)
     print((out / 'report.md').read_text(encoding='utf-8'))
