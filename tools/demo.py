@@ -21,7 +21,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--scale', type=int, default=2, choices=(2, 3, 4, 8), help='upscaling factor (default: 2)')
     parser.add_argument('--out', default='results/demo', help='report folder (default: results/demo)')
-    parser.add_argument('--iters', type=int, help='training iterations of each network (default: 1000)')
+    parser.add_argument('--iters', type=int, help='training iterations of each network (default: 1200)')
     parser.add_argument(
         '--threads', type=int, default=1, help="CPU threads of each process (default: 1; 0: torch's default)"
     )

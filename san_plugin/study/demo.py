@@ -30,7 +30,7 @@ TRAIN_IMAGES = (
 )
 HELD_OUT_IMAGES = ('chelsea', 'camera', 'coins')
 HELD_OUT_NAME = 'demo_held_out'
-# The networks of options/compare/san_ablation_x2.yml: equal size (52-57 k parameters), small enough to take 1000
+# The networks of options/compare/san_ablation_x2.yml: equal size (52-57 k parameters), small enough to take 1200
 # steps each in a few CPU minutes; a bigger SAN trained for fewer steps in the same time ends lower.
 NETWORKS = {
     'SAN': {'type': 'SAN', 'num_feat': 16, 'num_group': 2, 'num_block': 4, 'squeeze_factor': 4},
@@ -50,12 +50,12 @@ TRAIN = {
     'step': 96,
     'gt_size': 48,
     'batch_size': 16,
-    'total_iter': 1000,
+    'total_iter': 1200,
     'lr': 2e-3,
     'eta_min': 1e-6,
-    'val_freq': 250,
+    'val_freq': 300,
     'print_freq': 25,
-    'save_checkpoint_freq': 250,
+    'save_checkpoint_freq': 300,
 }
 
 
@@ -88,7 +88,7 @@ def demo_study(scale=2, out='results/demo', data_root='datasets', iters=None, th
         scale (int): Upscaling factor. Default: 2.
         out (str | Path): Report folder. Default: 'results/demo'.
         data_root (str | Path): Where the photographs and the prepared data go. Default: 'datasets'.
-        iters (int | None): Training iterations instead of the demo's 1000 (validation and checkpoints follow).
+        iters (int | None): Training iterations instead of the demo's 1200 (validation and checkpoints follow).
             Default: None.
         threads (int | None): CPU threads of each process (training, evaluation); None: torch's default. One is
             the fastest on a 2-core machine that runs anything else: threads that outnumber the free cores make
