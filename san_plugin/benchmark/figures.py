@@ -159,7 +159,9 @@ def plot_curves(series, title, x_label, y_label, size=(900, 600)):
         np.ndarray: The uint8 BGR image.
     """
     width, height = size
-    left, right, top, bottom = 80, 170, 60, 60
+    labels = dict.fromkeys(label for label, _ in series)
+    legend = max([cv2.getTextSize(label, FONT, 0.5, 1)[0][0] for label in labels] + [0])
+    left, right, top, bottom = 80, legend + 60, 60, 60
     img = np.full((height, width, 3), 255, np.uint8)
     points = [p for _, line in series for p in line]
     x_range = _padded_range([x for x, _ in points] or [0.0, 1.0], 0.02)
