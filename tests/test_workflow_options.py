@@ -1,4 +1,5 @@
-"""The shipped option files: they load with BasicSR's YAML loader, build their network, and agree on the scale."""
+"""The shipped option files: they load with BasicSR's YAML loader, build their network, agree on the scale, and
+implement the two training recipes (the SAN paper's and the SAN authors' code's) for every network alike."""
 
 from pathlib import Path
 
@@ -15,6 +16,9 @@ OPTIONS = Path(__file__).resolve().parents[1] / 'options'
 NETS = ('SAN', 'RCAN', 'DRLN')
 SCALES = (2, 3, 4, 8)
 PHASES = ('train', 'test')
+RECIPES = ('paper', 'code')
+# Keys through which the two recipes' files for one network and scale may differ.
+RECIPE_KEYS = ('name', 'datasets.train.gt_size', 'train.scheduler.milestones', 'train.scheduler.gamma')
 # Keys through which the files for different networks may differ (flattened, dotted).
 NETWORK_KEYS = ('name', 'network_g.', 'path.pretrain_network_g')
 
@@ -28,8 +32,12 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-def load(phase, net, scale):
-    with open(OPTIONS / phase / f'{phase}_{net}_x{scale}.yml') as f:
+def file_name(phase, net, scale, recipe='paper'):
+    return f'{phase}_{net}_x{scale}_{recipe}.yml' if phase == 'train' else f'{phase}_{net}_x{scale}.yml'
+
+
+def load(phase, net, scale, recipe='paper'):
+    with open(OPTIONS / phase / file_name(phase, net, scale, recipe)) as f:
         return yaml.load(f, Loader=ordered_yaml()[0])
 
 
@@ -49,7 +57,13 @@ def require_arch(net):
 
 
 def test_exactly_the_expected_files_exist():
-    expected = {f'{phase}/{phase}_{net}_x{scale}.yml' for phase in PHASES for net in NETS for scale in SCALES}
+    expected = {
+        f'{phase}/{file_name(phase, net, scale, recipe)}'
+        for phase in PHASES
+        for net in NETS
+        for scale in SCALES
+        for recipe in RECIPES
+    }
     found = {str(path.relative_to(OPTIONS)) for phase in PHASES for path in (OPTIONS / phase).glob('*.yml')}
     assert found == expected
 
@@ -59,7 +73,7 @@ def test_exactly_the_expected_files_exist():
 def test_network_builds_and_upscales_by_the_file_scale(net, scale):
     require_arch(net)
     train, test = load('train', net, scale), load('test', net, scale)
-    assert train['network_g'] == test['network_g']
+    assert train['network_g'] == test['network_g'] == load('train', net, scale, 'code')['network_g']
     network = build_network(train['network_g']).eval()
     with torch.no_grad():
         out = network(torch.rand(1, 3, 8, 8))
@@ -68,9 +82,9 @@ def test_network_builds_and_upscales_by_the_file_scale(net, scale):
 
 @pytest.mark.parametrize('scale', SCALES)
 @pytest.mark.parametrize('net', NETS)
-@pytest.mark.parametrize('phase', PHASES)
-def test_scale_is_consistent(phase, net, scale):
-    opt = load(phase, net, scale)
+@pytest.mark.parametrize('phase, recipe', [('train', 'paper'), ('train', 'code'), ('test', None)])
+def test_scale_is_consistent(phase, recipe, net, scale):
+    opt = load(phase, net, scale, recipe)
     assert opt['scale'] == opt['network_g']['upscale'] == scale
     assert opt['model_type'] == 'SANModel'
     assert opt['num_gpu'] == 'auto'
@@ -82,31 +96,61 @@ def test_scale_is_consistent(phase, net, scale):
     for dataset in opt['datasets'].values():
         assert dataset['dataroot_lq'].endswith((f'x{scale}', f'X{scale}_sub.lmdb'))
     if phase == 'train':
-        assert opt['datasets']['train']['gt_size'] == 48 * scale
+        assert opt['name'] == f'{net}_BIX{scale}_DIV2K_{recipe}'
+        # The paper states 48x48 LR patches; the authors' code takes 96x96 HR patches at every scale.
+        assert opt['datasets']['train']['gt_size'] == (48 * scale if recipe == 'paper' else 96)
         assert opt['datasets']['train']['batch_size_per_gpu'] == 16
     else:
         assert opt['path']['pretrain_network_g'] == f'experiments/pretrained_models/{net}_BIX{scale}.pt'
         assert opt['path']['strict_load_g'] is True
+        assert opt['val']['chop'] is True  # as the authors' test commands of SAN, RCAN and DRLN (--chop)
         assert [d['name'] for d in opt['datasets'].values()] == ['Set5', 'Set14', 'B100', 'Urban100', 'Manga109']
+
+
+def differing_keys(first, second):
+    first, second = flatten(first), flatten(second)
+    return {key for key in first.keys() | second.keys() if first.get(key) != second.get(key)}
 
 
 @pytest.mark.parametrize('scale', SCALES)
 @pytest.mark.parametrize('net', ('RCAN', 'DRLN'))
-@pytest.mark.parametrize('phase', PHASES)
-def test_networks_differ_only_in_network_keys(phase, net, scale):
-    san, other = flatten(load(phase, 'SAN', scale)), flatten(load(phase, net, scale))
-    differing = {key for key in san.keys() | other.keys() if san.get(key) != other.get(key)}
+@pytest.mark.parametrize('phase, recipe', [('train', 'paper'), ('train', 'code'), ('test', None)])
+def test_networks_differ_only_in_network_keys(phase, recipe, net, scale):
+    differing = differing_keys(load(phase, 'SAN', scale, recipe), load(phase, net, scale, recipe))
     assert differing, 'the files should at least differ in the network'
     assert all(key.startswith(NETWORK_KEYS) for key in differing), sorted(differing)
 
 
-def test_san_training_recipe():
-    """The authors' recipe: Adam (0.9, 0.99), lr 1e-4 halved every 10k iterations (200 epochs of 50), L1."""
-    train = load('train', 'SAN', 4)['train']
+@pytest.mark.parametrize('scale', SCALES)
+@pytest.mark.parametrize('net', NETS)
+def test_recipes_differ_only_in_patch_and_schedule(net, scale):
+    differing = differing_keys(load('train', net, scale, 'paper'), load('train', net, scale, 'code'))
+    assert differing - {'datasets.train.gt_size'} == set(RECIPE_KEYS) - {'datasets.train.gt_size'}
+    assert ('datasets.train.gt_size' in differing) == (scale != 2)  # 96 HR pixels are 48 LR ones at x2
+
+
+# Epoch length of the authors' data loader: 800 DIV2K images, one patch each, batch 16.
+ITERATIONS_PER_EPOCH = 800 // 16
+
+
+@pytest.mark.parametrize('recipe, epochs_per_decay, gamma', [('paper', 200, 0.5), ('code', 50, 0.6)])
+@pytest.mark.parametrize('scale', SCALES)
+def test_san_training_recipes(recipe, epochs_per_decay, gamma, scale):
+    """Adam (0.9, 0.99) at 1e-4 and L1 for 3000 epochs; the paper halves the rate every 200 epochs, the authors' code
+    multiplies it by 0.6 every 50; an epoch is 50 iterations, and each file's header says so."""
+    opt = load('train', 'SAN', scale, recipe)
+    train = opt['train']
+    step = epochs_per_decay * ITERATIONS_PER_EPOCH
+    assert train['total_iter'] == 3000 * ITERATIONS_PER_EPOCH
     assert train['optim_g'] == {'type': 'Adam', 'lr': 1e-4, 'weight_decay': 0, 'betas': [0.9, 0.99]}
-    assert train['scheduler']['milestones'] == list(range(10000, train['total_iter'], 10000))
-    assert train['scheduler']['gamma'] == 0.5
+    assert train['scheduler'] == {'type': 'MultiStepLR', 'milestones': list(range(step, 150000, step)), 'gamma': gamma}
     assert train['pixel_opt']['type'] == 'L1Loss'
+    header = (OPTIONS / 'train' / file_name('train', 'SAN', scale, recipe)).read_text().split('\n\n')[0]
+    assert '800 / 16 = 50 iterations' in header
+    assert f'{step:,} iterations' in header
+
+
+def test_san_network_is_the_papers():
     assert load('train', 'SAN', 4)['network_g'] == {
         'type': 'SAN',
         'num_in_ch': 3,
