@@ -82,13 +82,14 @@ class Progress:
         return run_eta_seconds + left * sum(self.durations) / len(self.durations)
 
     def line(self, run, total_iter, record):
+        """Log one iteration record of ``run`` (see :func:`san_plugin.study.logs.parse_iteration_line`)."""
         loss = ', '.join(f'{k} {v:.4f}' for k, v in record['losses'].items()) or '-'
         eta = _seconds(record['eta'])
         study = self.study_eta(eta)
         study_text = f', study ETA {_clock(study)}' if study is not None else ''
         self.log(
             f'[{self.done + 1}/{self.total_runs}] {run.network} x{run.scale} seed {run.seed}: '
-            f'iter {record["iter"]}/{total_iter}, {loss}, ETA {record["eta"] or "-"}{study_text}'
+            f'iter {record["iter"]}/{total_iter}, {loss}, ETA {_clock(eta) if eta is not None else "-"}{study_text}'
         )
 
 
