@@ -7,8 +7,9 @@ PY := $(VENV)/bin/python
 # (otherwise pip would fetch a second torch into a throw-away build environment).
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 SCALE ?= 2
+STUDY ?= options/compare/san_ablation_x2.yml
 
-.PHONY: install test test-fast lint format demo clean
+.PHONY: install test test-fast lint format demo compare clean
 
 install: $(VENV)/.installed
 
@@ -34,6 +35,9 @@ test-fast: install
 
 demo: install
 	$(PY) tools/demo.py --scale $(SCALE)
+
+compare: install
+	$(PY) tools/compare.py -opt $(STUDY)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,8 +1,9 @@
-"""`make demo`: train a small SAN and RCAN on scikit-image's photographs and benchmark them against bicubic.
+"""`make demo`: the smallest study. SAN, RCAN and DRLN of equal size trained on scikit-image's photographs through
+BasicSR, then tested against bicubic on held-out photographs, by the runner of ``tools/compare.py``.
 
-    python tools/demo.py [--scale 2] [--out results/demo]
+    python tools/demo.py [--scale 2] [--out results/demo] [--iters N] [--threads N]
 
-Writes the data under datasets/, the runs under experiments/demo_{SAN,RCAN}_x<scale>/ and the report under --out.
+Writes the data under datasets/, the runs under experiments/demo_x<scale>_*/ and the report under --out.
 """
 
 import argparse
@@ -11,24 +12,31 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from san_plugin.demo import run_demo  # noqa: E402
+import san_plugin  # noqa: E402, F401  (registers the archs)
+from san_plugin.study.demo import HELD_OUT_NAME, demo_study  # noqa: E402
+from san_plugin.study.runner import run_study  # noqa: E402
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--scale', type=int, default=2, choices=(2, 3, 4, 8), help='upscaling factor (default: 2)')
     parser.add_argument('--out', default='results/demo', help='report folder (default: results/demo)')
-    parser.add_argument('--iters', type=int, help="training iterations of each network (default: the options')")
-    args = parser.parse_args()
-    rows = run_demo(args.scale, args.out, iters=args.iters)
-    print((Path(args.out) / 'results.md').read_text())
-    psnr = {row['model']: row['psnr'] for row in rows}
-    print(f'SAN gains {psnr["SAN"] - psnr["bicubic"]:+.2f} dB PSNR over bicubic on the held-out photographs')
-    for name in ('results.json', 'results.csv', 'results.md'):
-        print('report:', Path(args.out) / name)
-    for picture in sorted(Path(args.out).glob('*.png')):
-        print('picture:', picture)
+    parser.add_argument('--iters', type=int, help='training iterations of each network (default: 1200)')
+    parser.add_argument(
+        '--threads', type=int, default=1, help="CPU threads of each process (default: 1; 0: torch's default)"
+    )
+    args = parser.parse_args(argv)
+    study = demo_study(args.scale, args.out, iters=args.iters, threads=args.threads or None)
+    report = run_study(study)
+    out = Path(args.out)
+    print((out / 'report.md').read_text(encoding='utf-8'))
+    bicubic = next(b['psnr'] for b in report['bicubic'] if b['dataset'] == HELD_OUT_NAME)
+    san = next(r['psnr_mean'] for r in report['summary'] if r['network'] == 'SAN')
+    print(f'SAN gains {san - bicubic:+.2f} dB PSNR over bicubic on the held-out photographs')
+    for name in ('report.json', 'report.csv', 'report.md', *sorted(p.name for p in out.glob('*.png'))):
+        print('report:', out / name)
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -142,3 +142,58 @@ def crop_grid(images, box, captions, columns=5):
     panels += [blank] * (-len(panels) % columns)
     rows = [np.hstack(panels[i : i + columns]) for i in range(0, len(panels), columns)]
     return np.vstack(rows)
+
+
+def plot_curves(series, title, x_label, y_label, size=(900, 600)):
+    """Line plot of several series, one colour per label (several lines may share a label, e.g. one per seed).
+
+    Args:
+        series (list[tuple[str, list[tuple[float, float]]]]): (label, points (x, y)) pairs; a label's colour is the
+            palette colour of its first appearance.
+        title (str): Title drawn on top.
+        x_label (str): Caption of the x axis.
+        y_label (str): Caption of the y axis.
+        size (tuple[int, int]): (width, height) in pixels. Default: (900, 600).
+
+    Returns:
+        np.ndarray: The uint8 BGR image.
+    """
+    width, height = size
+    labels = dict.fromkeys(label for label, _ in series)
+    legend = max([cv2.getTextSize(label, FONT, 0.5, 1)[0][0] for label in labels] + [0])
+    left, right, top, bottom = 80, legend + 60, 60, 60
+    img = np.full((height, width, 3), 255, np.uint8)
+    points = [p for _, line in series for p in line]
+    x_range = _padded_range([x for x, _ in points] or [0.0, 1.0], 0.02)
+    y_range = _padded_range([y for _, y in points] or [0.0, 1.0], 0.05)
+
+    def to_px(x, y):
+        px = left + (x - x_range[0]) / (x_range[1] - x_range[0]) * (width - left - right)
+        py = height - bottom - (y - y_range[0]) / (y_range[1] - y_range[0]) * (height - top - bottom)
+        return int(round(px)), int(round(py))
+
+    cv2.rectangle(img, (left, top), (width - right, height - bottom), BLACK, 1)
+    for tick in nice_ticks(*x_range):
+        px, _ = to_px(tick, y_range[0])
+        cv2.line(img, (px, height - bottom), (px, height - bottom + 5), BLACK, 1)
+        cv2.putText(img, f'{tick:g}', (px - 15, height - bottom + 22), FONT, 0.45, BLACK, 1, cv2.LINE_AA)
+    for tick in nice_ticks(*y_range):
+        _, py = to_px(x_range[0], tick)
+        cv2.line(img, (left - 5, py), (left, py), BLACK, 1)
+        cv2.putText(img, f'{tick:.2f}', (left - 60, py + 5), FONT, 0.45, BLACK, 1, cv2.LINE_AA)
+    cv2.putText(img, x_label, (width // 2 - 60, height - 15), FONT, 0.55, BLACK, 1, cv2.LINE_AA)
+    cv2.putText(img, y_label, (8, top - 12), FONT, 0.55, BLACK, 1, cv2.LINE_AA)
+    cv2.putText(img, title, (left, 28), FONT, 0.6, BLACK, 1, cv2.LINE_AA)
+    colours = {}
+    for label, line in series:
+        colour = colours.setdefault(label, PALETTE[len(colours) % len(PALETTE)])
+        pixels = np.array([to_px(x, y) for x, y in line], np.int32)
+        if len(pixels) > 1:
+            cv2.polylines(img, [pixels], False, colour, 2, cv2.LINE_AA)
+        for point in pixels:
+            cv2.circle(img, tuple(int(v) for v in point), 3, colour, -1, cv2.LINE_AA)
+    for i, (label, colour) in enumerate(colours.items()):
+        y = top + 10 + 22 * i
+        cv2.line(img, (width - right + 12, y), (width - right + 36, y), colour, 3)
+        cv2.putText(img, label, (width - right + 42, y + 5), FONT, 0.5, BLACK, 1, cv2.LINE_AA)
+    return img

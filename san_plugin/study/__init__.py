@@ -1,0 +1,1 @@
+"""Comparative studies: several networks trained side by side under one protocol and seeds, then one report."""

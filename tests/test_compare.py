@@ -1,0 +1,235 @@
+"""tools/compare.py's study runner: study file checks, log reading, significance marking, the shipped study's sizes,
+and (slow) a tiny study end to end with a resume that skips the finished run."""
+
+import copy
+import csv
+import json
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+from basicsr.archs import build_network
+from conftest import REPO_ROOT
+
+import san_plugin  # noqa: F401  (registers the archs)
+from san_plugin.benchmark.flops import count_params
+from san_plugin.study.logs import parse_log_text, read_training_logs
+from san_plugin.study.options import StudyError, parse_study
+from san_plugin.study.plan import check_networks
+from san_plugin.study.report import CSV_COLUMNS, SIGNIFICANCE_RULE, is_significant, mark_best, pairwise
+from san_plugin.study.runner import run_study
+
+TINY_SAN = {'type': 'SAN', 'num_feat': 8, 'num_group': 1, 'num_block': 1, 'squeeze_factor': 4,
+            'nonlocal_reduction': 2}  # fmt: skip
+TINY_RCAN = {'type': 'RCAN', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_group': 1, 'num_block': 1,
+             'squeeze_factor': 4}  # fmt: skip
+
+
+def write_images(folder, count, size, seed):
+    """Smooth random colour images (noise blurred), so that bicubic and the networks have something to learn."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        img = cv2.GaussianBlur(rng.integers(0, 256, (size[0], size[1], 3), dtype=np.uint8), (0, 0), 3)
+        cv2.imwrite(str(folder / f'img{i}.png'), img)
+    return folder
+
+
+@pytest.fixture
+def tiny_study(tmp_path):
+    """A valid tiny study mapping: two networks, one seed, four iterations, data made in ``tmp_path``."""
+    train = write_images(tmp_path / 'train_hr', 2, (96, 96), 0)
+    test = write_images(tmp_path / 'test_hr', 2, (40, 48), 1)
+    return {
+        'name': 'tiny',
+        'out': str(tmp_path / 'report'),
+        'data_root': str(tmp_path / 'datasets'),
+        'scales': [2],
+        'seeds': [0],
+        'threads': 1,
+        'networks': {'SAN': dict(TINY_SAN), 'RCAN': dict(TINY_RCAN)},
+        'train': {
+            'data': str(train),
+            'crop_size': 48,
+            'step': 48,
+            'gt_size': 32,
+            'batch_size': 2,
+            'total_iter': 4,
+            'val_freq': 2,
+            'print_freq': 2,
+            'save_checkpoint_freq': 2,
+        },
+        'test': {'datasets': {'Tiny': {'images': str(test)}}, 'flops_input': [16, 16], 'memory_input': 16},
+    }
+
+
+def changed(study, path, value):
+    """A copy of ``study`` with the key at ``path`` (a tuple) set to ``value`` (or removed when value is ...)."""
+    study = copy.deepcopy(study)
+    node = study
+    for key in path[:-1]:
+        node = node[key]
+    if value is ...:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return study
+
+
+@pytest.mark.parametrize(
+    'path, value, message',
+    [
+        (('epochs',), 3, 'study: epochs: unknown key'),
+        (('train', 'iterations'), 3, 'study: train.iterations: unknown key'),
+        (('test', 'sets'), {}, 'study: test.sets: unknown key'),
+        (('networks', 'SAN', 'type'), 'SANX', "study: networks.SAN.type: unknown network type 'SANX'"),
+        (('networks', 'SAN', 'num_feats'), 8, "study: networks.SAN.num_feats: SAN has no option 'num_feats'"),
+        (('networks', 'SAN', 'upscale'), 2, 'study: networks.SAN.upscale: set by the study'),
+        (('train', 'data'), '/nonexistent/hr', 'study: train.data: input folder /nonexistent/hr'),
+        (('train', 'data'), ..., 'study: train.data: missing'),
+        (('test', 'datasets', 'Tiny', 'images'), '/nonexistent/b100', 'study: test.datasets.Tiny.images: input folder'),
+        (('test', 'datasets', 'Tiny', 'colour'), 'y', 'study: test.datasets.Tiny.colour: unknown key'),
+        (('test', 'val_dataset'), 'Set5', "study: test.val_dataset: 'Set5' is not one of test.datasets"),
+        (('scales',), [5], 'study: scales: scale 5 is not supported'),
+        (('train', 'gt_size'), 33, 'study: train.gt_size: 33 is not a multiple of scale 2'),
+        (('train', 'val_freq'), 3, 'study: train.val_freq: must be a multiple of train.print_freq'),
+        (('seeds',), [0, 0], 'study: seeds: repeated values'),
+        (('threads',), 0, 'study: threads: expected a positive integer'),
+        (('name',), 'a b', 'study: name: expected a name without spaces'),
+    ],
+)
+def test_bad_study_files_name_the_key(tiny_study, path, value, message):
+    with pytest.raises(StudyError) as error:
+        parse_study(changed(tiny_study, path, value))
+    assert message in str(error.value)
+
+
+def test_scale_the_test_data_lacks_names_the_key(tiny_study, tmp_path):
+    for role in ('HR', 'LR'):
+        write_images(tmp_path / 'set' / role / 'x2', 1, (16, 16), 2)
+    hr, lr = (str(tmp_path / 'set' / role / 'x{scale}') for role in ('HR', 'LR'))
+    study = changed(tiny_study, ('test', 'datasets', 'Set'), {'hr': hr, 'lr': lr})
+    parse_study(study)
+    with pytest.raises(StudyError, match=r'test\.datasets\.Set\.hr: folder .*x4 for scale 4 does not exist'):
+        parse_study(changed(study, ('scales',), [2, 4]))
+    with pytest.raises(StudyError, match=r'test\.datasets\.Set: the data set validated during training needs an lr'):
+        parse_study(changed(changed(study, ('test', 'datasets', 'Set'), {'hr': hr}), ('test', 'val_dataset'), 'Set'))
+
+
+def test_network_values_and_sizes_are_checked_before_training(tiny_study, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    bad = changed(tiny_study, ('networks', 'SAN', 'channel_attention'), 'third_order')
+    with pytest.raises(StudyError, match=r'networks\.SAN: cannot build it at x2: .*channel_attention'):
+        run_study(parse_study(bad), log=lambda line: None)
+    uneven = changed(tiny_study, ('param_tolerance',), 0.01)
+    uneven['networks']['RCAN']['num_feat'] = 12
+    with pytest.raises(StudyError, match=r'networks\.RCAN: [\d,]+ parameters at x2, .* outside param_tolerance 0.01'):
+        run_study(parse_study(uneven), log=lambda line: None)
+    assert not (tmp_path / 'experiments').exists() and not (tmp_path / 'report').exists()
+    params = check_networks(parse_study(changed(tiny_study, ('param_tolerance',), 0.1)))
+    assert params == {
+        (n, 2): count_params(build_network({**o, 'upscale': 2})) for n, o in tiny_study['networks'].items()
+    }
+
+
+def test_shipped_study_networks_have_equal_size_within_ten_percent():
+    study = yaml.safe_load((REPO_ROOT / 'options' / 'compare' / 'san_ablation_x2.yml').read_text())
+    networks = study['networks']
+    assert list(networks) == ['SAN', 'SAN-first-order', 'SAN-no-RLNL', 'SAN-no-share-skip', 'RCAN', 'DRLN']
+    assert networks['SAN-first-order']['channel_attention'] == 'first_order'
+    assert networks['SAN-no-RLNL']['use_nonlocal'] is False
+    assert networks['SAN-no-share-skip']['share_source_skip'] is False
+    assert {k: v for k, v in networks['SAN-first-order'].items() if k != 'channel_attention'} == networks['SAN']
+    assert study['param_tolerance'] == 0.1 and study['scales'] == [2] and study['seeds'] == [0, 1, 2]
+    params = {name: count_params(build_network({**opt, 'upscale': 2})) for name, opt in networks.items()}
+    assert all(abs(count / params['SAN'] - 1) <= 0.1 for count in params.values()), params
+
+
+LOG = """2026-01-01 10:00:00,000 INFO: Start training from epoch: 0, iter: {start}
+2026-01-01 10:00:{a:02d},000 INFO: [run..][epoch:  0, iter:       {i1}, lr:(1.000e-03,)] [eta: 0:00:09, time (data): 1.000 (0.010)] l_pix: 5.0000e-02
+2026-01-01 10:00:{b:02d},000 INFO: Validation Set5
+\t # psnr: {p1}\tBest: {p1} @ {i1} iter
+
+2026-01-01 10:00:{c:02d},500 INFO: [run..][epoch:  0, iter:       {i2}, lr:(1.000e-04,)] [eta: -1 day, 23:59:59, time (data): 1.000 (0.010)] l_pix: 4.0000e-02
+2026-01-01 10:00:{d:02d},500 INFO: Validation Set5
+\t # psnr: {p2}\tBest: {p2} @ {i2} iter
+"""  # noqa: E501
+
+
+def test_training_time_leaves_validation_out_and_adds_resumed_starts(tmp_path):
+    first = LOG.format(start=0, a=10, i1=10, b=15, p1='30.0000', c=25, i2=20, d=27, p2='31.0000')
+    iterations, validations, clock = parse_log_text(first)
+    assert [(r['iter'], r['seconds'], r['losses']) for r in iterations] == [
+        (10, 10.0, {'l_pix': 0.05}),
+        (20, 20.5, {'l_pix': 0.04}),
+    ]
+    assert [(v['iter'], v['seconds'], v['psnr']) for v in validations] == [(10, 10.0, 30.0), (20, 20.5, 31.0)]
+    assert clock == 20.5
+    run = tmp_path / 'run'
+    run.mkdir()
+    (run / 'train_run_1.log').write_text(first)
+    resumed = LOG.format(start=20, a=4, i1=30, b=6, p1='31.5000', c=8, i2=40, d=9, p2='32.0000')
+    (run / 'train_run_2.log').write_text(resumed)
+    logs = read_training_logs(run)
+    assert [(v['iter'], v['seconds']) for v in logs['validations']] == [(10, 10), (20, 20.5), (30, 24.5), (40, 27)]
+    assert logs['seconds_per_iter'] == pytest.approx((27 - 10) / 30)
+
+
+def summary_row(network, mean, std):
+    return {'network': network, 'dataset': 'Set5', 'scale': 2, 'psnr_mean': mean, 'psnr_std': std, 'ssim_mean': 0.9,
+            'ssim_std': std and std / 100}  # fmt: skip
+
+
+def test_differences_within_the_seed_spread_are_not_significant():
+    a, b, c = summary_row('A', 30.0, 0.1), summary_row('B', 30.15, 0.1), summary_row('C', 30.5, 0.1)
+    assert not is_significant(a, b)  # 0.15 <= 0.1 + 0.1
+    assert is_significant(a, c)  # 0.5 > 0.2
+    assert is_significant(b, c)  # 0.35 > 0.2
+    assert not is_significant(summary_row('D', 30.0, None), summary_row('E', 35.0, None))  # one seed each
+    rows = mark_best([a, b, c, summary_row('F', 30.45, 0.1)])
+    assert [r['vs_best_psnr'] for r in rows] == ['-0.500', '-0.350', 'best', 'n.s.']
+    pairs = {(p['a'], p['b']): p for p in pairwise(rows)}
+    assert pairs['A', 'B']['psnr_significant'] is False and pairs['A', 'C']['psnr_significant'] is True
+    assert pairs['A', 'C']['psnr_diff'] == pytest.approx(-0.5)
+
+
+@pytest.mark.slow
+def test_tiny_study_writes_every_column_and_resumes_without_retraining(tiny_study, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    lines = []
+    report = run_study(parse_study(tiny_study), log=lines.append)
+    out = tmp_path / 'report'
+    assert [(r['network'], r['dataset']) for r in report['summary']] == [('SAN', 'Tiny'), ('RCAN', 'Tiny')]
+    for row in report['summary']:
+        missing = [c for c in CSV_COLUMNS if c not in row or row[c] is None]
+        assert missing == ['psnr_std', 'ssim_std'], missing  # one seed: no spread
+        assert row['train_peak_mb'] > 0 and row['infer_peak_mb'] > 0
+        assert row['params'] == count_params(build_network({**tiny_study['networks'][row['network']], 'upscale': 2}))
+    with open(out / 'report.csv') as handle:
+        csv_rows = list(csv.DictReader(handle))
+    assert tuple(csv_rows[0]) == CSV_COLUMNS and len(csv_rows) == 2
+    text = (out / 'report.md').read_text()
+    assert SIGNIFICANCE_RULE in text and '| SAN |' in text and '| bicubic |' in text
+    assert json.loads((out / 'report.json').read_text())['summary'] == report['summary']
+    for name in ('convergence_iter_x2.png', 'convergence_time_x2.png', 'psnr_latency_Tiny_x2.png'):
+        assert cv2.imread(str(out / name)) is not None, name
+    validations = report['runs'][0]['training']['validations']
+    assert [v['iter'] for v in validations] == [2, 4] and validations[0]['seconds'] < validations[1]['seconds']
+    assert any('SAN x2 seed 0: iter 4/4, l_pix' in line for line in lines)
+
+    # RCAN killed after its checkpoint at iteration 2; SAN finished.
+    rcan = tmp_path / 'experiments' / 'tiny_RCAN_x2_s0'
+    for path in (rcan / 'models' / 'net_g_latest.pth', rcan / 'models' / 'net_g_4.pth',
+                 rcan / 'training_states' / '4.state', out / 'runs' / 'tiny_RCAN_x2_s0.json'):  # fmt: skip
+        path.unlink()
+    san_logs = sorted((tmp_path / 'experiments' / 'tiny_SAN_x2_s0').glob('train_*.log'))
+    lines.clear()
+    run_study(parse_study(tiny_study), log=lines.append)
+    assert '[1/2] tiny_SAN_x2_s0: finished before, skipped' in lines
+    assert sorted((tmp_path / 'experiments' / 'tiny_SAN_x2_s0').glob('train_*.log')) == san_logs
+    assert [line for line in lines if 'SAN x2 seed' in line and 'iter' in line] == []
+    assert [line.split(': iter ')[1].split(',')[0] for line in lines if 'RCAN x2 seed 0: iter' in line] == ['4/4']
+    newest = sorted(rcan.glob('train_*.log'))[-1].read_text()
+    assert 'Resuming training from epoch: 0, iter: 2' in newest
+    assert (out / 'runs' / 'tiny_RCAN_x2_s0.json').is_file()

@@ -1,0 +1,38 @@
+"""Compare networks: train each network of a study with the same protocol and seeds, evaluate them, write a report.
+
+    python tools/compare.py -opt options/compare/san_ablation_x2.yml [--train-data HR_FOLDER]
+
+Trains every run through ``python -m basicsr.train --auto_resume`` (run the same command again after a stop: finished
+runs are skipped, the others resume), then writes report.json/.csv/.md and plots into the study's ``out`` folder.
+The study file's format is described in ``san_plugin/study/options.py``.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import san_plugin  # noqa: E402, F401  (registers the archs)
+from san_plugin.data.prepare import PrepareDataError  # noqa: E402
+from san_plugin.study.options import read_study  # noqa: E402
+from san_plugin.study.runner import run_study  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('-opt', required=True, help='study file (options/compare/*.yml)')
+    parser.add_argument('--train-data', help="folder of HR training images instead of the study's train.data")
+    args = parser.parse_args(argv)
+    try:
+        study = read_study(args.opt, args.train_data)
+        run_study(study)
+    except (ValueError, FileNotFoundError, RuntimeError, PrepareDataError) as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 2
+    print((study.out / 'report.md').read_text(encoding='utf-8'))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
