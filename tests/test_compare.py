@@ -4,6 +4,8 @@ and (slow) a tiny study end to end with a resume that skips the finished run."""
 import copy
 import csv
 import json
+import os
+import sys
 
 import cv2
 import numpy as np
@@ -18,7 +20,7 @@ from san_plugin.study.logs import parse_log_text, read_training_logs
 from san_plugin.study.options import StudyError, parse_study
 from san_plugin.study.plan import check_networks
 from san_plugin.study.report import CSV_COLUMNS, SIGNIFICANCE_RULE, is_significant, mark_best, pairwise
-from san_plugin.study.runner import run_study
+from san_plugin.study.runner import run_study, stream_process
 
 TINY_SAN = {'type': 'SAN', 'num_feat': 8, 'num_group': 1, 'num_block': 1, 'squeeze_factor': 4,
             'nonlocal_reduction': 2}  # fmt: skip
@@ -233,3 +235,17 @@ def test_tiny_study_writes_every_column_and_resumes_without_retraining(tiny_stud
     newest = sorted(rcan.glob('train_*.log'))[-1].read_text()
     assert 'Resuming training from epoch: 0, iter: 2' in newest
     assert (out / 'runs' / 'tiny_RCAN_x2_s0.json').is_file()
+
+
+def test_a_stopped_study_stops_its_training_process_too():
+    command = [sys.executable, '-c', 'import os, time; print(os.getpid(), flush=True); time.sleep(120)']
+    seen = []
+
+    def interrupt(line):
+        seen.append(int(line))
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        stream_process(command, dict(os.environ), interrupt)
+    with pytest.raises(ProcessLookupError):  # terminated and reaped
+        os.kill(seen[0], 0)

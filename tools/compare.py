@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import san_plugin  # noqa: E402, F401  (registers the archs)
 from san_plugin.data.prepare import PrepareDataError  # noqa: E402
 from san_plugin.study.options import read_study  # noqa: E402
-from san_plugin.study.runner import run_study  # noqa: E402
+from san_plugin.study.runner import run_study, stop_on_sigterm  # noqa: E402
 
 
 def main(argv=None):
@@ -24,6 +24,7 @@ def main(argv=None):
     parser.add_argument('-opt', required=True, help='study file (options/compare/*.yml)')
     parser.add_argument('--train-data', help="folder of HR training images instead of the study's train.data")
     args = parser.parse_args(argv)
+    stop_on_sigterm()
     try:
         study = read_study(args.opt, args.train_data)
         run_study(study)

@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import san_plugin  # noqa: E402, F401  (registers the archs)
 from san_plugin.study.demo import HELD_OUT_NAME, demo_study  # noqa: E402
-from san_plugin.study.runner import run_study  # noqa: E402
+from san_plugin.study.runner import run_study, stop_on_sigterm  # noqa: E402
 
 
 def main(argv=None):
@@ -26,6 +26,7 @@ def main(argv=None):
         '--threads', type=int, default=1, help="CPU threads of each process (default: 1; 0: torch's default)"
     )
     args = parser.parse_args(argv)
+    stop_on_sigterm()
     study = demo_study(args.scale, args.out, iters=args.iters, threads=args.threads or None)
     report = run_study(study)
     out = Path(args.out)

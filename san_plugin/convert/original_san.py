@@ -109,7 +109,7 @@ def san_state_to_original(state_dict, config):
     variant = {key: config[key] for key, paper in PAPER_NETWORK.items() if key in config and config[key] != paper}
     if variant:
         raise ValueError(
-            f"SAN state dict of an ablation variant ({', '.join(f'{k}={v!r}' for k, v in variant.items())}): the "
+            f'SAN state dict of an ablation variant ({", ".join(f"{k}={v!r}" for k, v in variant.items())}): the '
             "authors' format holds only the paper's network"
         )
     original = {}

@@ -9,6 +9,7 @@ their last checkpoint (BasicSR's ``--auto_resume``), so a killed study never ret
 import collections
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -115,6 +116,38 @@ def thread_env(threads):
     return env
 
 
+def stream_process(command, env, on_line):
+    """Run ``command``, calling ``on_line`` with each line of its output; return its exit code and last lines.
+
+    If anything stops the caller meanwhile (an error in ``on_line``, Ctrl-C, or SIGTERM after
+    :func:`stop_on_sigterm`), the child is terminated before the exception goes on: a stopped study leaves no training
+    running behind it (the run resumes from its last checkpoint next time).
+
+    Args:
+        command (list[str]): The command.
+        env (dict): Its environment.
+        on_line (callable): Called with each output line (stdout and stderr), without its line break.
+
+    Returns:
+        tuple[int, list[str]]: Exit code and the last ``OUTPUT_TAIL`` lines.
+    """
+    tail = collections.deque(maxlen=OUTPUT_TAIL)
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as process:
+        try:
+            for line in process.stdout:
+                tail.append(line.rstrip())
+                on_line(line.rstrip())
+        except BaseException:
+            process.terminate()
+            raise
+    return process.returncode, list(tail)
+
+
+def stop_on_sigterm():
+    """Turn SIGTERM into ``SystemExit`` in this process, so that :func:`stream_process` stops its child too."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
 def train_run(run, options_path, total_iter, progress, threads=None):
     """Train one run with ``python -m basicsr.train -opt OPTIONS --auto_resume``, printing its progress.
 
@@ -122,18 +155,18 @@ def train_run(run, options_path, total_iter, progress, threads=None):
         RuntimeError: The training failed; the message holds the end of its output.
     """
     command = [sys.executable, '-m', 'basicsr.train', '-opt', str(options_path), '--auto_resume']
-    tail = collections.deque(maxlen=OUTPUT_TAIL)
     env = {**thread_env(threads), 'PYTHONUNBUFFERED': '1'}
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as process:
-        for line in process.stdout:
-            tail.append(line.rstrip())
-            record = parse_iteration_line(line.rstrip())
-            if record is not None:
-                progress.line(run, total_iter, record)
-    if process.returncode != 0:
+
+    def show_progress(line):
+        record = parse_iteration_line(line)
+        if record is not None:
+            progress.line(run, total_iter, record)
+
+    returncode, tail = stream_process(command, env, show_progress)
+    if returncode != 0:
         output = '\n'.join(tail)
         raise RuntimeError(
-            f'training {run.name} failed (exit code {process.returncode}): {" ".join(command)}\n{output}\n'
+            f'training {run.name} failed (exit code {returncode}): {" ".join(command)}\n{output}\n'
             f'log: experiments/{run.name}/'
         )
 
