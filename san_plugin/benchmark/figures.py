@@ -37,6 +37,40 @@ def _padded_range(values, fraction):
     return low - pad, high + pad
 
 
+def _draw_axes(img, margins, x_range, y_range, title):
+    """Draw the frame, ticks and title of a plot on ``img``; return the function from data to pixel coordinates.
+
+    Args:
+        img (np.ndarray): The canvas, (height, width, 3).
+        margins (tuple[int, int, int, int]): Left, right, top and bottom margins in pixels.
+        x_range (tuple[float, float]): Data range of the x axis.
+        y_range (tuple[float, float]): Data range of the y axis.
+        title (str): Title drawn on top.
+
+    Returns:
+        callable: ``to_px(x, y) -> (px, py)``.
+    """
+    height, width = img.shape[:2]
+    left, right, top, bottom = margins
+
+    def to_px(x, y):
+        px = left + (x - x_range[0]) / (x_range[1] - x_range[0]) * (width - left - right)
+        py = height - bottom - (y - y_range[0]) / (y_range[1] - y_range[0]) * (height - top - bottom)
+        return int(round(px)), int(round(py))
+
+    cv2.rectangle(img, (left, top), (width - right, height - bottom), BLACK, 1)
+    for tick in nice_ticks(*x_range):
+        px, _ = to_px(tick, y_range[0])
+        cv2.line(img, (px, height - bottom), (px, height - bottom + 5), BLACK, 1)
+        cv2.putText(img, f'{tick:g}', (px - 15, height - bottom + 22), FONT, 0.45, BLACK, 1, cv2.LINE_AA)
+    for tick in nice_ticks(*y_range):
+        _, py = to_px(x_range[0], tick)
+        cv2.line(img, (left - 5, py), (left, py), BLACK, 1)
+        cv2.putText(img, f'{tick:.2f}', (left - 60, py + 5), FONT, 0.45, BLACK, 1, cv2.LINE_AA)
+    cv2.putText(img, title, (left, 28), FONT, 0.6, BLACK, 1, cv2.LINE_AA)
+    return to_px
+
+
 def plot_psnr_latency(points, title, size=(900, 600)):
     """Scatter of PSNR against latency.
 
@@ -57,23 +91,9 @@ def plot_psnr_latency(points, title, size=(900, 600)):
     x_range = (max(x_range[0], 0.0), x_range[1])
     y_range = _padded_range([p['psnr'] for p in points], 0.15)
 
-    def to_px(x, y):
-        px = left + (x - x_range[0]) / (x_range[1] - x_range[0]) * (width - left - right)
-        py = height - bottom - (y - y_range[0]) / (y_range[1] - y_range[0]) * (height - top - bottom)
-        return int(round(px)), int(round(py))
-
-    cv2.rectangle(img, (left, top), (width - right, height - bottom), BLACK, 1)
-    for tick in nice_ticks(*x_range):
-        px, _ = to_px(tick, y_range[0])
-        cv2.line(img, (px, height - bottom), (px, height - bottom + 5), BLACK, 1)
-        cv2.putText(img, f'{tick:g}', (px - 15, height - bottom + 22), FONT, 0.45, BLACK, 1, cv2.LINE_AA)
-    for tick in nice_ticks(*y_range):
-        _, py = to_px(x_range[0], tick)
-        cv2.line(img, (left - 5, py), (left, py), BLACK, 1)
-        cv2.putText(img, f'{tick:.2f}', (left - 60, py + 5), FONT, 0.45, BLACK, 1, cv2.LINE_AA)
+    to_px = _draw_axes(img, (left, right, top, bottom), x_range, y_range, title)
     cv2.putText(img, 'latency (ms)', (width // 2 - 50, height - 15), FONT, 0.55, BLACK, 1, cv2.LINE_AA)
     cv2.putText(img, 'PSNR (dB)', (8, top - 12), FONT, 0.55, BLACK, 1, cv2.LINE_AA)
-    cv2.putText(img, title, (left, 28), FONT, 0.6, BLACK, 1, cv2.LINE_AA)
     max_params = max([p['params'] or 0 for p in points] + [1])
     for i, point in enumerate(points):
         color = PALETTE[i % len(PALETTE)]
@@ -167,23 +187,9 @@ def plot_curves(series, title, x_label, y_label, size=(900, 600)):
     x_range = _padded_range([x for x, _ in points] or [0.0, 1.0], 0.02)
     y_range = _padded_range([y for _, y in points] or [0.0, 1.0], 0.05)
 
-    def to_px(x, y):
-        px = left + (x - x_range[0]) / (x_range[1] - x_range[0]) * (width - left - right)
-        py = height - bottom - (y - y_range[0]) / (y_range[1] - y_range[0]) * (height - top - bottom)
-        return int(round(px)), int(round(py))
-
-    cv2.rectangle(img, (left, top), (width - right, height - bottom), BLACK, 1)
-    for tick in nice_ticks(*x_range):
-        px, _ = to_px(tick, y_range[0])
-        cv2.line(img, (px, height - bottom), (px, height - bottom + 5), BLACK, 1)
-        cv2.putText(img, f'{tick:g}', (px - 15, height - bottom + 22), FONT, 0.45, BLACK, 1, cv2.LINE_AA)
-    for tick in nice_ticks(*y_range):
-        _, py = to_px(x_range[0], tick)
-        cv2.line(img, (left - 5, py), (left, py), BLACK, 1)
-        cv2.putText(img, f'{tick:.2f}', (left - 60, py + 5), FONT, 0.45, BLACK, 1, cv2.LINE_AA)
+    to_px = _draw_axes(img, (left, right, top, bottom), x_range, y_range, title)
     cv2.putText(img, x_label, (width // 2 - 60, height - 15), FONT, 0.55, BLACK, 1, cv2.LINE_AA)
     cv2.putText(img, y_label, (8, top - 12), FONT, 0.55, BLACK, 1, cv2.LINE_AA)
-    cv2.putText(img, title, (left, 28), FONT, 0.6, BLACK, 1, cv2.LINE_AA)
     colours = {}
     for label, line in series:
         colour = colours.setdefault(label, PALETTE[len(colours) % len(PALETTE)])
