@@ -14,7 +14,7 @@ from basicsr.archs import build_network
 from tqdm import tqdm
 
 from san_plugin.convert.loading import read_network_file
-from san_plugin.utils.atomic_save import atomic_path
+from san_plugin.utils.atomic_save import atomic_write_bytes
 
 MAX_VALUES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
@@ -108,10 +108,11 @@ def upscale_image(net, img, scale, tile=None, tile_pad=10):
 
 
 def write_image(img, path):
-    """Write ``img`` to ``path`` through a temporary file in the same folder, so no partial file is left."""
-    with atomic_path(path) as temp:
-        if not cv2.imwrite(str(temp), img):
-            raise OSError(f'could not write {path}')
+    """Encode ``img`` in the format of ``path``'s suffix and write it atomically, so no partial file is left."""
+    ok, encoded = cv2.imencode(Path(path).suffix, img)
+    if not ok:
+        raise OSError(f'could not encode {path}')
+    atomic_write_bytes(path, encoded.tobytes())
 
 
 def list_inputs(input_path):

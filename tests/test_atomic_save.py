@@ -45,12 +45,12 @@ def test_failed_write_leaves_the_old_content_and_no_temporary(tmp_path):
     assert (tmp_path / 'a.txt').read_text() == 'old'
 
 
-def test_temporary_names_are_hidden_unique_keep_the_suffix_and_are_recognised(tmp_path):
+def test_temporary_names_are_hidden_unique_not_globbed_as_the_destination_and_recognised(tmp_path):
     names = set()
     for _ in range(3):
         with atomic_path(tmp_path / 'img.png') as tmp:
             names.add(tmp.name)
-            assert tmp.parent == tmp_path and tmp.name.startswith('.img.png.') and tmp.suffix == '.png'
+            assert tmp.parent == tmp_path and tmp.name.startswith('.img.png.') and tmp.suffix == '.tmp'
             assert is_temporary(tmp.name) and f'.{os.getpid()}-' in tmp.name
             tmp.write_bytes(b'png')
     assert len(names) == 3
@@ -78,13 +78,13 @@ def test_nothing_written_is_an_error_naming_the_file(tmp_path):
 
 def test_remove_temporaries_removes_only_temporaries(tmp_path):
     atomic_torch_save({'w': torch.ones(1)}, tmp_path / 'net_g_2.pth')
-    (tmp_path / '.net_g_4.pth.123-0123456789ab.tmp.pth').write_bytes(b'half')
-    (tmp_path / '.4.state.123-abcdefabcdef.tmp.state').mkdir()
+    (tmp_path / '.net_g_4.pth.123-0123456789ab.tmp').write_bytes(b'half')
+    (tmp_path / '.4.state.123-abcdefabcdef.tmp').mkdir()
     (tmp_path / '.keep').write_text('a hidden file of the user')
     removed = atomic_save.remove_temporaries(tmp_path)
     assert sorted(p.name for p in removed) == [
-        '.4.state.123-abcdefabcdef.tmp.state',
-        '.net_g_4.pth.123-0123456789ab.tmp.pth',
+        '.4.state.123-abcdefabcdef.tmp',
+        '.net_g_4.pth.123-0123456789ab.tmp',
     ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ['.keep', 'net_g_2.pth']
 
@@ -101,8 +101,8 @@ def test_sanmodel_saves_remove_temporaries_of_a_killed_save(tmp_path):
         'network_g': {'type': 'SRVGGNetCompact', 'num_feat': 4, 'num_conv': 1, 'upscale': 2},
     }
     model.optimizers, model.schedulers, model.grad_scaler = [], [], None
-    (models / '.net_g_2.pth.77-0123456789ab.tmp.pth').write_bytes(b'killed mid-save')
-    (states / '.2.state.77-0123456789ab.tmp.state').write_bytes(b'killed mid-save')
+    (models / '.net_g_2.pth.77-0123456789ab.tmp').write_bytes(b'killed mid-save')
+    (states / '.2.state.77-0123456789ab.tmp').write_bytes(b'killed mid-save')
     net = torch.nn.Conv2d(3, 3, 1)
     model.save_network(net, 'net_g', 4)
     model.save_training_state(0, 4)

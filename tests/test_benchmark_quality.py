@@ -4,6 +4,7 @@ import argparse
 import csv
 import json
 import sys
+from unittest import mock
 
 import cv2
 import numpy as np
@@ -220,3 +221,16 @@ def test_chop_and_tile_together_is_an_error(toy, capsys):
     args = ['--model', f'san={weights}', '--dataset', f'toy={hr}', '--scale', 2, '--chop', '--tile', 8]
     assert run_cli(*args, '--flops-input', 8, 8, '--out', root / 'o') == 2
     assert 'chop and tile cannot be combined' in capsys.readouterr().err
+
+
+def test_threads_option_leaves_the_callers_thread_count_alone(toy):
+    # The study runner evaluates networks in its own process: a benchmark must not change what runs after it.
+    root, hr, _, _ = toy
+    before = torch.get_num_threads()
+    model = 'n=type:SAN,num_feat:16,num_group:1,num_block:1,squeeze_factor:4'
+    with mock.patch.object(torch, 'set_num_threads', wraps=torch.set_num_threads) as set_threads:
+        code = run_cli('--model', model, '--dataset', f'toy={hr}', '--scale', 2, '--out', root / 'o', '--threads',
+                       before + 1, '--flops-input', 8, 8)  # fmt: skip
+        seen = [call.args[0] for call in set_threads.call_args_list]
+    assert code == 0
+    assert seen == [before + 1, before] and torch.get_num_threads() == before

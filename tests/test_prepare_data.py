@@ -143,7 +143,7 @@ def test_rerun_skips_complete_lmdbs_and_adds_a_new_scale(hr_folder, tmp_path, ca
 
 def test_stale_partial_outputs_are_replaced(hr_folder, tmp_path):
     root = tmp_path / 'DIV2K'
-    stale_db = root / '.DIV2K_train_HR_sub.lmdb.4242-0123456789ab.tmp.lmdb'  # left by a killed run
+    stale_db = root / '.DIV2K_train_HR_sub.lmdb.4242-0123456789ab.tmp'  # left by a killed run
     stale_db.mkdir(parents=True)
     (stale_db / 'data.mdb').write_bytes(b'killed mid-write')
     broken_db = root / 'DIV2K_train_LR_bicubic_X2_sub.lmdb'  # a final name without a complete database
@@ -151,7 +151,7 @@ def test_stale_partial_outputs_are_replaced(hr_folder, tmp_path):
     (broken_db / 'data.mdb').write_bytes(b'junk')
     sub = root / 'DIV2K_train_LR_bicubic' / 'X4_sub'
     sub.mkdir(parents=True)
-    (sub / '.0000_y0000_x0000.png.4242-0123456789ab.tmp.png').write_bytes(b'half a png')
+    (sub / '.0000_y0000_x0000.png.4242-0123456789ab.tmp').write_bytes(b'half a png')
     (sub / '0000_y0024_x0024.png').write_bytes(b'\x89PNG\r\n\x1a\n truncated')
 
     paths = prepare_train(hr_folder, output_root=tmp_path, **SMALL)

@@ -165,7 +165,9 @@ def test_san_network_is_the_papers():
     }
 
 
-@pytest.mark.parametrize('path', sorted(OPTIONS.glob('*/*.yml')), ids=lambda path: path.name)
+@pytest.mark.parametrize(
+    'path', sorted(p for phase in PHASES for p in (OPTIONS / phase).glob('*.yml')), ids=lambda p: p.name
+)
 def test_every_file_documents_the_switches_all_off(path):
     with open(path) as f:
         opt = yaml.load(f, Loader=ordered_yaml()[0])

@@ -152,8 +152,8 @@ def test_rejected_checkpoints_go_into_the_run_log_once_basicsr_makes_it(run_dirs
 def test_resume_removes_temporaries_of_a_killed_save(run_dirs):
     opt, models, states = run_dirs
     save_checkpoint(models, states, 2)
-    (models / '.net_g_4.pth.999-0123456789ab.tmp.pth').write_bytes(b'half')
-    (states / '.4.state.999-0123456789ab.tmp.state').write_bytes(b'half')
+    (models / '.net_g_4.pth.999-0123456789ab.tmp').write_bytes(b'half')
+    (states / '.4.state.999-0123456789ab.tmp').write_bytes(b'half')
     assert load_resume_state(opt)['iter'] == 2
     assert not [p for folder in (models, states) for p in folder.iterdir() if is_temporary(p.name)]
     assert sorted(p.name for p in models.iterdir()) == ['net_g_2.pth']
@@ -236,7 +236,7 @@ def test_killed_training_auto_resumes_from_last_complete_checkpoint(tmp_path):
         (experiment / 'models' / f'net_g_{last}.pth').read_bytes()
     )
     truncate(experiment / 'models' / f'net_g_{truncated_net}.pth')
-    leftover = experiment / 'models' / f'.net_g_{last + 1}.pth.{proc.pid}-0123456789ab.tmp.pth'
+    leftover = experiment / 'models' / f'.net_g_{last + 1}.pth.{proc.pid}-0123456789ab.tmp'
     leftover.write_bytes(b'what a killed save left')
 
     proc = run_python(

@@ -21,6 +21,7 @@ from san_plugin.benchmark.memory import PeakMemory
 from san_plugin.benchmark.report import markdown_table, write_atomic, write_csv, write_json
 from san_plugin.utils.precision import autocast
 from san_plugin.utils.test_time import test_forward
+from san_plugin.utils.threads import torch_threads
 
 # Default FLOPs input: the LR size of a 1280x720 output, the usual convention of SR papers.
 FLOPS_OUTPUT_SIZE = (720, 1280)
@@ -178,9 +179,12 @@ def run_quality(config, show_progress=True):
         latency_ms, peak_mem_mb, device, per_image) and, for the crop grids, ``{(dataset, scale, image): (crop,
         {model: SR image})}`` with the HR image under 'HR' and bicubic under 'bicubic'.
     """
+    with torch_threads(config.threads):
+        return _run_quality(config, show_progress)
+
+
+def _run_quality(config, show_progress):
     device = torch.device(config.device)
-    if config.threads:
-        torch.set_num_threads(config.threads)
     data = {(d.name, s): load_dataset(d, s) for s in config.scales for d in config.datasets}
     targets = crop_targets(config, data)
     jobs = [(m, s) for m in config.models for s in config.scales if m.supports(s)]

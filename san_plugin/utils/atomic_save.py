@@ -5,11 +5,11 @@ inference outputs, ONNX files, benchmark reports and figures, prepared images an
 under a hidden temporary name in the destination's folder, flushed to disk, and renamed over the destination with
 ``os.replace``; the folder is then flushed so that the rename survives a power cut.
 
-Temporary names are ``.<name>.<pid>-<random>.tmp<suffix>``: hidden (BasicSR's ``scandir`` and
-``meta_info``-driven readers skip them), unique per writer (two processes writing the same destination never share
-one), and ending in the destination's suffix (so writers that pick a format from the suffix, e.g. ``cv2.imwrite``,
-still work). A writer killed with ``SIGKILL`` cannot remove its temporary file; :func:`remove_temporaries` does, and
-the training resume and checkpoint writing call it for their run's folders.
+Temporary names are ``.<name>.<pid>-<random>.tmp``: hidden (BasicSR's ``scandir`` skips them), unique per writer
+(two processes writing the same destination never share one), and ending in ``.tmp``, not in the destination's
+suffix, so that no reader that lists ``*.pth`` or ``*.png`` (``pathlib``'s glob includes hidden files) takes a
+half-written one. A writer killed with ``SIGKILL`` cannot remove its temporary file; :func:`remove_temporaries`
+does, and the training resume and checkpoint writing call it for their run's folders.
 """
 
 import contextlib
@@ -25,7 +25,7 @@ import torch
 # Errors of ``fsync`` on a folder that mean "not supported here" (some network and FUSE filesystems); the data itself
 # was already flushed, so the write stands.
 _FSYNC_UNSUPPORTED = frozenset({errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS})
-_TEMPORARY_NAME = re.compile(r'^\..+\.\d+-[0-9a-f]{12}\.tmp(\.[^.]*)?$')
+_TEMPORARY_NAME = re.compile(r'^\..+\.\d+-[0-9a-f]{12}\.tmp$')
 
 
 def temporary_name(path):
@@ -35,9 +35,9 @@ def temporary_name(path):
         path (Path): Destination.
 
     Returns:
-        Path: ``<folder>/.<name>.<pid>-<random>.tmp<suffix>``.
+        Path: ``<folder>/.<name>.<pid>-<random>.tmp``.
     """
-    return path.with_name(f'.{path.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp{path.suffix}')
+    return path.with_name(f'.{path.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp')
 
 
 def is_temporary(name):
