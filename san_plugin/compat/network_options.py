@@ -4,7 +4,7 @@ import inspect
 
 from basicsr.utils.registry import ARCH_REGISTRY
 
-_ARGUMENT_KINDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+from san_plugin.utils.arch_arguments import constructor_arguments
 
 
 def check_network_options(opt):
@@ -27,13 +27,13 @@ def check_network_options(opt):
             raise ValueError(f'{section}: the option "type" (the arch name, e.g. SAN) is missing')
         if arch_type not in ARCH_REGISTRY:
             continue  # may be registered later (some projects do); BasicSR reports it if it never is
-        arch = ARCH_REGISTRY.get(arch_type)
-        params = inspect.signature(arch).parameters
-        accepted = [name for name, param in params.items() if param.kind in _ARGUMENT_KINDS]
+        arguments, takes_any = constructor_arguments(ARCH_REGISTRY.get(arch_type))
+        accepted = list(arguments)
         given = [key for key in net_opt if key != 'type']
-        takes_any = any(param.kind is inspect.Parameter.VAR_KEYWORD for param in params.values())
         unknown = [] if takes_any else [key for key in given if key not in accepted]
-        missing = [name for name in accepted if params[name].default is inspect.Parameter.empty and name not in given]
+        missing = [
+            name for name, default in arguments.items() if default is inspect.Parameter.empty and name not in given
+        ]
         if unknown or missing:
             problems = [f'unknown option(s) {unknown}'] if unknown else []
             problems += [f'missing required option(s) {missing}'] if missing else []

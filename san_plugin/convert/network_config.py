@@ -19,11 +19,12 @@ import json
 import yaml
 from basicsr.utils.registry import ARCH_REGISTRY
 
+from san_plugin.utils.arch_arguments import constructor_arguments as arch_arguments
+
 RECORD_KEY = 'network_config'
 FORMAT_VERSION = 1
 # How a user gives settings that a weight file neither records nor holds in its tensors.
 OVERRIDE_HINT = '--network-opt key=value, or a network_g block in an options file'
-_ARGUMENT_KINDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
 
 class AssumedSettingWarning(UserWarning):
@@ -39,15 +40,13 @@ def arch_class(arch_type, where):
 
 
 def constructor_arguments(arch_type, where):
-    """The constructor arguments of an arch.
+    """The constructor arguments of a registered arch (:func:`san_plugin.utils.arch_arguments.constructor_arguments`).
 
     Returns:
         tuple[dict, bool]: Name -> default (``inspect.Parameter.empty`` when required) of every named argument, and
         whether the constructor also takes ``**kwargs``.
     """
-    params = inspect.signature(arch_class(arch_type, where)).parameters.values()
-    named = {param.name: param.default for param in params if param.kind in _ARGUMENT_KINDS}
-    return named, any(param.kind is inspect.Parameter.VAR_KEYWORD for param in params)
+    return arch_arguments(arch_class(arch_type, where))
 
 
 def plain_value(value, where):

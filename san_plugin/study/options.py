@@ -35,7 +35,6 @@ Relative paths are relative to the working directory, like those of BasicSR opti
 """
 
 import copy
-import inspect
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +42,7 @@ import yaml
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from san_plugin.data.prepare import SUPPORTED_SCALES, PrepareDataError, list_images
+from san_plugin.utils.arch_arguments import constructor_arguments
 
 TOP_KEYS = ('name', 'out', 'data_root', 'scales', 'seeds', 'threads', 'param_tolerance', 'networks', 'train', 'test')
 TRAIN_DEFAULTS = {
@@ -144,8 +144,7 @@ def check_network(name, opt, source):
         _fail(
             source, f'{key}.type', f'unknown network type {opt["type"]!r} (registered: {sorted(ARCH_REGISTRY.keys())})'
         )
-    parameters = inspect.signature(ARCH_REGISTRY.get(opt['type'])).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    parameters, takes_any = constructor_arguments(ARCH_REGISTRY.get(opt['type']))
     for option in opt:
         if option != 'type' and option not in parameters and not takes_any:
             _fail(
