@@ -12,9 +12,10 @@ Usage::
     SLURM_CONF=/tmp/slurm/slurm.conf srun hostname
     python tools/slurm_cluster.py stop --root /tmp/slurm
 
-The daemons do not clash with a system-wide SLURM or munge: other ports, other socket, other key, other pid files.
-Debian's packages do not start theirs where ``policy-rc.d`` forbids it or there is no init system, and when they do,
-they use the defaults this cluster avoids.
+The daemons do not clash with a system-wide SLURM or munge: other ports, socket, key, pid and log files. Installing
+Debian's packages starts no SLURM daemon (their init scripts need /etc/slurm/slurm.conf, which this never writes);
+it may start the system's munged (not under a ``policy-rc.d`` that forbids it, as in Docker images), which keeps to
+/etc/munge and /run/munge.
 """
 
 import argparse
@@ -276,8 +277,10 @@ def start_cluster(root, timeout=30):
         raise ClusterError(f'a cluster already runs in {where["root"]}: {running_daemons(root)}')
     if len(str(where['socket'])) > MAX_SOCKET_PATH:
         raise ClusterError(f'{where["socket"]} is too long for a Unix socket; choose a shorter --root')
+    # Job ids start again at 1 with a fresh state, so the job log of an earlier start would mislead.
     for folder in ('state', 'spool', 'log'):
         shutil.rmtree(where[folder], ignore_errors=True)
+    where['jobcomp'].unlink(missing_ok=True)
     write_config(root)
     where['key'].parent.mkdir(exist_ok=True)
     where['key'].parent.chmod(0o755)  # munged wants its socket's folder searchable by all (the key stays 0600)
@@ -319,7 +322,8 @@ def _cancel_jobs(env):
     job_ids = squeue.stdout.split() if squeue.returncode == 0 else []
     if job_ids:
         subprocess.run([_which('scancel'), *job_ids], env=env, capture_output=True, timeout=10)
-        _wait_for(lambda: not subprocess.run([_which('squeue'), '--noheader'], env=env, capture_output=True).stdout, 10)
+        squeue_now = [_which('squeue'), '--noheader']
+        _wait_for(lambda: not subprocess.run(squeue_now, env=env, capture_output=True, timeout=10).stdout, 10)
 
 
 def stop_cluster(root, timeout=15):
