@@ -1,7 +1,6 @@
 """tools/convert_checkpoint.py: authors' SAN/DRLN/RCAN files -> BasicSR .pth / .safetensors that reproduce them,
 the printed summary and network_g block, --to-original round trips, RCAN's mean-shift report."""
 
-import importlib.util
 import math
 
 import pytest
@@ -10,7 +9,7 @@ import torch.nn.functional as F
 import yaml
 from basicsr.archs import build_network
 from basicsr.archs.rcan_arch import RCAN
-from conftest import REPO_ROOT
+from conftest import load_tool
 from fixture_weights import fixture_and_weights
 
 import san_plugin  # noqa: F401  (registers the archs)
@@ -21,13 +20,6 @@ from san_plugin.convert.convert_file import convert_file
 from san_plugin.convert.loading import load_into_network
 from san_plugin.convert.original import convert_original_state
 from san_plugin.convert.original_rcan import RGB_MEAN, mean_shift_distance, rcan_state_to_original
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / 'tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope='module')

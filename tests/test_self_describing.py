@@ -2,7 +2,6 @@
 it, the warnings when a setting is neither recorded nor in the tensors, --network-opt, and the benchmark's
 param_key_g / strict_load_g."""
 
-import importlib.util
 import json
 import logging
 import warnings
@@ -14,7 +13,7 @@ import yaml
 from basicsr.archs import build_network
 from basicsr.archs.rcan_arch import RCAN
 from basicsr.models.base_model import BaseModel
-from conftest import REPO_ROOT
+from conftest import load_tool
 from fixture_weights import fixture_and_weights
 from safetensors import safe_open
 from safetensors.torch import load_file
@@ -38,13 +37,6 @@ SAN_ARGUMENTS = [
     'rgb_mean', 'nonlocal_reduction', 'nonlocal_grid', 'soca_crop', 'soca_iter', 'channel_attention', 'use_nonlocal',
     'share_source_skip',
 ]  # fmt: skip
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / 'tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def hidden_san():
