@@ -84,8 +84,10 @@ TINY_SAN = {'num_feat': 16, 'squeeze_factor': 4, 'num_group': 1, 'num_block': 1,
         (SAN(**TINY_SAN, use_nonlocal=False), 'use_nonlocal=False'),
         (SAN(**TINY_SAN, channel_attention='none'), "channel_attention='none'"),
         (DRLN(num_feat=8, squeeze_factor=4, upscale=2, cascade_sizes=[1]), 'cascade_sizes [1]'),
+        (SAN(**TINY_SAN, channel_attention='laplacian'), "channel_attention='laplacian'"),
+        (SAN(**TINY_SAN, attention_placement='block'), "attention_placement='block'"),
     ],
-    ids=['san_without_nonlocal', 'san_without_attention', 'shallow_drln'],
+    ids=['san_without_nonlocal', 'san_without_attention', 'shallow_drln', 'san_laplacian', 'san_attention_in_blocks'],
 )
 def test_networks_without_an_authors_format_are_refused_on_the_way_out(
     tmp_path, convert_tool, capsys, network, message
