@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 from basicsr.archs import build_network
-from conftest import REPO_ROOT, load_tool
+from conftest import REPO_ROOT, load_tool, require_shared
 from test_study_stats import record
 
 import san_plugin  # noqa: F401  (registers the archs)
@@ -143,17 +143,49 @@ def test_network_values_and_sizes_are_checked_before_training(tiny_study, tmp_pa
     }
 
 
+def shipped_study(name):
+    """A study file of options/compare, and the parameter count of each of its networks at its (one) scale."""
+    study = yaml.safe_load((REPO_ROOT / 'options' / 'compare' / f'{name}.yml').read_text())
+    (scale,) = study['scales']
+    params = {net: count_params(build_network({**opt, 'upscale': scale})) for net, opt in study['networks'].items()}
+    assert study['param_tolerance'] == 0.1 and study['seeds'] == [0, 1, 2]
+    assert all(abs(count / params['SAN'] - 1) <= 0.1 for count in params.values()), params
+    return study, params
+
+
 def test_shipped_study_networks_have_equal_size_within_ten_percent():
-    study = yaml.safe_load((REPO_ROOT / 'options' / 'compare' / 'san_ablation_x2.yml').read_text())
+    study, _ = shipped_study('san_ablation_x2')
     networks = study['networks']
     assert list(networks) == ['SAN', 'SAN-first-order', 'SAN-no-RLNL', 'SAN-no-share-skip', 'RCAN', 'DRLN']
     assert networks['SAN-first-order']['channel_attention'] == 'first_order'
     assert networks['SAN-no-RLNL']['use_nonlocal'] is False
     assert networks['SAN-no-share-skip']['share_source_skip'] is False
     assert {k: v for k, v in networks['SAN-first-order'].items() if k != 'channel_attention'} == networks['SAN']
-    assert study['param_tolerance'] == 0.1 and study['scales'] == [2] and study['seeds'] == [0, 1, 2]
-    params = {name: count_params(build_network({**opt, 'upscale': 2})) for name, opt in networks.items()}
-    assert all(abs(count / params['SAN'] - 1) <= 0.1 for count in params.values()), params
+    assert study['scales'] == [2]
+
+
+def test_shipped_attention_study_varies_only_the_attention_at_equal_size(monkeypatch):
+    study, params = shipped_study('attention_x4')
+    networks = study['networks']
+    assert study['scales'] == [4]
+    assert list(networks) == ['SAN', 'SAN-SOCA-in-blocks', 'SAN-first-order-in-blocks', 'SAN-Laplacian', 'RCAN', 'DRLN']
+    switches = {'channel_attention': 'second_order', 'attention_placement': 'group'}
+    expected = {
+        'SAN-SOCA-in-blocks': {'attention_placement': 'block'},
+        'SAN-first-order-in-blocks': {'channel_attention': 'first_order', 'attention_placement': 'block'},
+        'SAN-Laplacian': {'channel_attention': 'laplacian'},
+    }
+    for name, changes in expected.items():
+        opt = networks[name]
+        assert {k: opt.get(k, v) for k, v in switches.items()} == {**switches, **changes}, name
+        same = {k: v for k, v in opt.items() if k not in (*switches, 'squeeze_factor')}
+        assert same == {k: v for k, v in networks['SAN'].items() if k != 'squeeze_factor'}, name
+    assert networks['RCAN']['type'] == 'RCAN' and networks['DRLN']['type'] == 'DRLN'
+    assert len(networks['DRLN']['cascade_sizes']) < 6 and networks['DRLN']['num_feat'] > 8  # wider, shallower
+    assert params['SAN-Laplacian'] > params['SAN']  # its attention is larger even at a coarser reduction
+    require_shared('datasets', 'B100', 'HR')
+    monkeypatch.chdir(REPO_ROOT)  # its folders are relative to the repository, as for tools/compare.py
+    assert parse_study(study).train['total_iter'] == 1000
 
 
 LOG = """2026-01-01 10:00:00,000 INFO: Start training from epoch: 0, iter: {start}
