@@ -159,7 +159,8 @@ def test_pairs_carry_every_statistic_computed_by_hand():
         assert pair['psnr_diff'] == pytest.approx(diff) and pair['psnr_p'] == pytest.approx(p, rel=1e-9)
         assert pair['psnr_ci95'] == pytest.approx(ci, rel=1e-9)
         ssim = {n: [r['rows'][0]['ssim'] for r in records if r['network'] == n] for n in (a, b)}
-        assert pair['ssim_p'] == pytest.approx(hand_welch(ssim[a], ssim[b])[1], rel=1e-9)
+        _, ssim_p, ssim_ci, _ = hand_welch(ssim[a], ssim[b])
+        assert pair['ssim_p'] == pytest.approx(ssim_p, rel=1e-9) and pair['ssim_ci95'] == pytest.approx(ssim_ci)
         pooled = seed_means[a] + seed_means[b]
         splits = [
             abs(sum(pooled[i] for i in chosen) / 3 - sum(pooled[i] for i in range(6) if i not in chosen) / 3)
@@ -173,8 +174,10 @@ def test_pairs_carry_every_statistic_computed_by_hand():
         image_diffs = [x - y for x, y in zip(image_means[a], image_means[b])]
         assert pair['images_p'] == pytest.approx(hand_signed_rank_p(image_diffs))
         assert pair['images_share_a_better'] == sum(d > 0 for d in image_diffs) / 6
-        std = stats.pooled_std(seed_means[a], seed_means[b])
-        assert pair['seeds_needed'] == stats.seeds_needed(std, 0.05, 0.05)
+        squares = sum((x - sum(v) / 3) ** 2 for v in (seed_means[a], seed_means[b]) for x in v)
+        n = pair['seeds_needed']
+        assert hand_power(n, math.sqrt(squares / 4), 0.05, 0.05) >= 0.8
+        assert n == 2 or hand_power(n - 1, math.sqrt(squares / 4), 0.05, 0.05) < 0.8
         raw[a, b] = p
     ordered = sorted(raw, key=raw.get)
     expected_holm, running = {}, 0.0
