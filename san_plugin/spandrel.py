@@ -11,8 +11,10 @@ has no automatic discovery of extra architectures, so a host application calls :
 
 Both architectures read every format the plugin reads: the authors' ``.pt`` (converted on load), BasicSR ``.pth``
 files (spandrel unwraps ``params_ema``, else ``params``) and the plugin's ``.safetensors``, for any scale, width and
-depth. They are added after spandrel's own architectures and claim a state dict only when its complete key set is a
-SAN's (or a DRLN's), so no file of another architecture changes hands. spandrel passes the architectures the tensors
+depth; in BasicSR's key names also every SAN ablation variant (``channel_attention``, ``attention_placement``,
+``use_nonlocal``, ``share_source_skip``, read from which modules the keys show) and DRLNs of other ``cascade_sizes``.
+They are added after spandrel's own architectures and claim a state dict only when its complete key set is a SAN's
+(or a DRLN's), so no file of another architecture changes hands. spandrel passes the architectures the tensors
 only, never a file's recorded configuration: settings that the tensors do not show (SAN's ``img_range``,
 ``nonlocal_grid``, ``soca_crop``, ``soca_iter``; DRLN's ``img_range``) take the arch defaults, which are the authors'.
 

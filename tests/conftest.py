@@ -4,6 +4,7 @@
 ``CI=true``, where they fail: CI must never pass without having checked parity against the authors' code.
 """
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -27,6 +28,14 @@ def require_shared(*relative_parts):
             pytest.fail(f'CI=true and {reason}')
         pytest.skip(reason)
     return path
+
+
+def load_tool(name):
+    """Import ``tools/<name>.py`` (the tools are scripts, not modules of the package) and return it."""
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / 'tools' / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def load_fixture(name):

@@ -1,5 +1,6 @@
-"""tools/compare.py's study runner: study file checks, log reading, significance marking, the shipped study's sizes,
-and (slow) a tiny study end to end with a resume that skips the finished run."""
+"""tools/compare.py's study runner: study file checks, log reading, the shipped studies' sizes, a report rebuilt from
+stored records, and (slow) a tiny study end to end with a resume that skips the finished run. The report's statistics
+are tested in test_study_stats.py."""
 
 import copy
 import csv
@@ -12,14 +13,16 @@ import numpy as np
 import pytest
 import yaml
 from basicsr.archs import build_network
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, load_tool, require_shared
+from test_study_stats import record
 
 import san_plugin  # noqa: F401  (registers the archs)
 from san_plugin.benchmark.flops import count_params
+from san_plugin.benchmark.report import write_json
 from san_plugin.study.logs import parse_log_text, read_training_logs
 from san_plugin.study.options import StudyError, parse_study
-from san_plugin.study.plan import check_networks
-from san_plugin.study.report import CSV_COLUMNS, SIGNIFICANCE_RULE, is_significant, mark_best, pairwise
+from san_plugin.study.plan import check_networks, plan_runs
+from san_plugin.study.report import CSV_COLUMNS, pairwise, summarize
 from san_plugin.study.runner import run_study, stream_process
 
 TINY_SAN = {'type': 'SAN', 'num_feat': 8, 'num_group': 1, 'num_block': 1, 'squeeze_factor': 4,
@@ -99,6 +102,11 @@ def changed(study, path, value):
         (('seeds',), [0, 0], 'study: seeds: repeated values'),
         (('threads',), 0, 'study: threads: expected a positive integer'),
         (('name',), 'a b', 'study: name: expected a name without spaces'),
+        (('alpha',), 0, 'study: alpha: expected a significance level between 0 and 1'),
+        (('alpha',), 1.0, 'study: alpha: expected a significance level between 0 and 1'),
+        (('alpha',), '0.05', "study: alpha: expected a number, got '0.05'"),
+        (('min_effect_db',), 0, 'study: min_effect_db: expected a PSNR difference > 0 dB'),
+        (('min_effect_db',), -0.1, 'study: min_effect_db: expected a PSNR difference > 0 dB'),
     ],
 )
 def test_bad_study_files_name_the_key(tiny_study, path, value, message):
@@ -135,17 +143,49 @@ def test_network_values_and_sizes_are_checked_before_training(tiny_study, tmp_pa
     }
 
 
+def shipped_study(name):
+    """A study file of options/compare, and the parameter count of each of its networks at its (one) scale."""
+    study = yaml.safe_load((REPO_ROOT / 'options' / 'compare' / f'{name}.yml').read_text())
+    (scale,) = study['scales']
+    params = {net: count_params(build_network({**opt, 'upscale': scale})) for net, opt in study['networks'].items()}
+    assert study['param_tolerance'] == 0.1 and study['seeds'] == [0, 1, 2]
+    assert all(abs(count / params['SAN'] - 1) <= 0.1 for count in params.values()), params
+    return study, params
+
+
 def test_shipped_study_networks_have_equal_size_within_ten_percent():
-    study = yaml.safe_load((REPO_ROOT / 'options' / 'compare' / 'san_ablation_x2.yml').read_text())
+    study, _ = shipped_study('san_ablation_x2')
     networks = study['networks']
     assert list(networks) == ['SAN', 'SAN-first-order', 'SAN-no-RLNL', 'SAN-no-share-skip', 'RCAN', 'DRLN']
     assert networks['SAN-first-order']['channel_attention'] == 'first_order'
     assert networks['SAN-no-RLNL']['use_nonlocal'] is False
     assert networks['SAN-no-share-skip']['share_source_skip'] is False
     assert {k: v for k, v in networks['SAN-first-order'].items() if k != 'channel_attention'} == networks['SAN']
-    assert study['param_tolerance'] == 0.1 and study['scales'] == [2] and study['seeds'] == [0, 1, 2]
-    params = {name: count_params(build_network({**opt, 'upscale': 2})) for name, opt in networks.items()}
-    assert all(abs(count / params['SAN'] - 1) <= 0.1 for count in params.values()), params
+    assert study['scales'] == [2]
+
+
+def test_shipped_attention_study_varies_only_the_attention_at_equal_size(monkeypatch):
+    study, params = shipped_study('attention_x4')
+    networks = study['networks']
+    assert study['scales'] == [4]
+    assert list(networks) == ['SAN', 'SAN-SOCA-in-blocks', 'SAN-first-order-in-blocks', 'SAN-Laplacian', 'RCAN', 'DRLN']
+    switches = {'channel_attention': 'second_order', 'attention_placement': 'group'}
+    expected = {
+        'SAN-SOCA-in-blocks': {'attention_placement': 'block'},
+        'SAN-first-order-in-blocks': {'channel_attention': 'first_order', 'attention_placement': 'block'},
+        'SAN-Laplacian': {'channel_attention': 'laplacian'},
+    }
+    for name, changes in expected.items():
+        opt = networks[name]
+        assert {k: opt.get(k, v) for k, v in switches.items()} == {**switches, **changes}, name
+        same = {k: v for k, v in opt.items() if k not in (*switches, 'squeeze_factor')}
+        assert same == {k: v for k, v in networks['SAN'].items() if k != 'squeeze_factor'}, name
+    assert networks['RCAN']['type'] == 'RCAN' and networks['DRLN']['type'] == 'DRLN'
+    assert len(networks['DRLN']['cascade_sizes']) < 6 and networks['DRLN']['num_feat'] > 8  # wider, shallower
+    assert params['SAN-Laplacian'] > params['SAN']  # its attention is larger even at a coarser reduction
+    require_shared('datasets', 'B100', 'HR')
+    monkeypatch.chdir(REPO_ROOT)  # its folders are relative to the repository, as for tools/compare.py
+    assert parse_study(study).train['total_iter'] == 1000
 
 
 LOG = """2026-01-01 10:00:00,000 INFO: Start training from epoch: 0, iter: {start}
@@ -178,22 +218,56 @@ def test_training_time_leaves_validation_out_and_adds_resumed_starts(tmp_path):
     assert logs['seconds_per_iter'] == pytest.approx((27 - 10) / 30)
 
 
-def summary_row(network, mean, std):
-    return {'network': network, 'dataset': 'Set5', 'scale': 2, 'psnr_mean': mean, 'psnr_std': std, 'ssim_mean': 0.9,
-            'ssim_std': std and std / 100}  # fmt: skip
+def test_statistics_keys_have_defaults_and_are_read(tiny_study):
+    study = parse_study(tiny_study)
+    assert (study.alpha, study.min_effect_db) == (0.05, 0.05)
+    study = parse_study({**tiny_study, 'alpha': 0.01, 'min_effect_db': 0.1})
+    assert (study.alpha, study.min_effect_db) == (0.01, 0.1)
 
 
-def test_differences_within_the_seed_spread_are_not_significant():
-    a, b, c = summary_row('A', 30.0, 0.1), summary_row('B', 30.15, 0.1), summary_row('C', 30.5, 0.1)
-    assert not is_significant(a, b)  # 0.15 <= 0.1 + 0.1
-    assert is_significant(a, c)  # 0.5 > 0.2
-    assert is_significant(b, c)  # 0.35 > 0.2
-    assert not is_significant(summary_row('D', 30.0, None), summary_row('E', 35.0, None))  # one seed each
-    rows = mark_best([a, b, c, summary_row('F', 30.45, 0.1)])
-    assert [r['vs_best_psnr'] for r in rows] == ['-0.500', '-0.350', 'best', 'n.s.']
-    pairs = {(p['a'], p['b']): p for p in pairwise(rows)}
-    assert pairs['A', 'B']['psnr_significant'] is False and pairs['A', 'C']['psnr_significant'] is True
-    assert pairs['A', 'C']['psnr_diff'] == pytest.approx(-0.5)
+def write_stored_runs(study, missing=()):
+    """What finished runs leave in ``<out>/runs``: one record per run (PSNR per image: a per network, seed and
+    image), the peak-memory caches and the bicubic caches."""
+    runs = study.out / 'runs'
+    offsets = {name: 0.4 * index for index, name in enumerate(study.networks)}
+    for run in plan_runs(study):
+        if run.name in missing:
+            continue
+        psnr = [28.0 + offsets[run.network] + 0.05 * run.seed + 0.3 * image for image in range(3)]
+        write_json(runs / f'{run.name}.json', record(run.network, run.seed, psnr, 'Tiny', run.scale))
+    memory = {'infer_peak_mb': 10.0, 'infer_input': '1x3x16x16', 'train_peak_mb': 20.0, 'train_input': '2x3x16x16',
+              'errors': {}}  # fmt: skip
+    for network in study.networks:
+        write_json(runs / f'memory_{network}_x2.json', {'key': {}, 'value': memory})
+    write_json(runs / 'bicubic_x2.json', {'key': [], 'value': [{'dataset': 'Tiny', 'scale': 2, 'psnr': 26.0,
+                                                                 'ssim': 0.7}]})  # fmt: skip
+
+
+def test_report_only_rebuilds_the_report_from_the_records_without_training(tiny_study, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    tiny_study['seeds'] = [0, 1, 2]
+    study_file = tmp_path / 'study.yml'
+    study_file.write_text(yaml.safe_dump(tiny_study, sort_keys=False))
+    study = parse_study(tiny_study, str(study_file))
+    compare = load_tool('compare')
+    write_stored_runs(study, missing={'tiny_RCAN_x2_s1'})
+    assert compare.main(['-opt', str(study_file), '--report-only']) == 2
+    error = capsys.readouterr().err
+    assert 'run tiny_RCAN_x2_s1 has no record' in error and 'tiny_RCAN_x2_s1.json' in error
+    assert not (study.out / 'report.json').exists()
+
+    write_stored_runs(study)
+    assert compare.main(['-opt', str(study_file), '--report-only']) == 0
+    assert '| SAN | RCAN | -0.400 |' in capsys.readouterr().out
+    report = json.loads((study.out / 'report.json').read_text())
+    records = [json.loads((study.out / 'runs' / f'{run.name}.json').read_text()) for run in plan_runs(study)]
+    params = check_networks(study)
+    memory = {key: json.loads((study.out / 'runs' / f'memory_{key[0]}_x2.json').read_text())['value'] for key in params}
+    expected = pairwise(summarize(records, memory, params), records, study.alpha, study.min_effect_db)
+    assert report['pairs'] == json.loads(json.dumps(expected))
+    assert report['pairs'][0]['psnr_significant'] and report['pairs'][0]['images_share_a_better'] == 0.0
+    assert report['bicubic'] == [{'dataset': 'Tiny', 'scale': 2, 'psnr': 26.0, 'ssim': 0.7}]
+    assert not (tmp_path / 'experiments').exists() and not (tmp_path / 'datasets').exists()
 
 
 @pytest.mark.slow
@@ -212,7 +286,8 @@ def test_tiny_study_writes_every_column_and_resumes_without_retraining(tiny_stud
         csv_rows = list(csv.DictReader(handle))
     assert tuple(csv_rows[0]) == CSV_COLUMNS and len(csv_rows) == 2
     text = (out / 'report.md').read_text()
-    assert SIGNIFICANCE_RULE in text and '| SAN |' in text and '| bicubic |' in text
+    assert 'no statistical test is possible' in text and '| SAN |' in text and '| bicubic |' in text
+    assert 'p Welch' not in text and all(p['psnr_p'] is None for p in report['pairs'])
     assert json.loads((out / 'report.json').read_text())['summary'] == report['summary']
     for name in ('convergence_iter_x2.png', 'convergence_time_x2.png', 'psnr_latency_Tiny_x2.png'):
         assert cv2.imread(str(out / name)) is not None, name

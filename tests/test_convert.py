@@ -1,7 +1,6 @@
 """tools/convert_checkpoint.py: authors' SAN/DRLN/RCAN files -> BasicSR .pth / .safetensors that reproduce them,
 the printed summary and network_g block, --to-original round trips, RCAN's mean-shift report."""
 
-import importlib.util
 import math
 
 import pytest
@@ -10,7 +9,7 @@ import torch.nn.functional as F
 import yaml
 from basicsr.archs import build_network
 from basicsr.archs.rcan_arch import RCAN
-from conftest import REPO_ROOT
+from conftest import load_tool
 from fixture_weights import fixture_and_weights
 
 import san_plugin  # noqa: F401  (registers the archs)
@@ -21,13 +20,6 @@ from san_plugin.convert.convert_file import convert_file
 from san_plugin.convert.loading import load_into_network
 from san_plugin.convert.original import convert_original_state
 from san_plugin.convert.original_rcan import RGB_MEAN, mean_shift_distance, rcan_state_to_original
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / 'tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope='module')
@@ -92,8 +84,10 @@ TINY_SAN = {'num_feat': 16, 'squeeze_factor': 4, 'num_group': 1, 'num_block': 1,
         (SAN(**TINY_SAN, use_nonlocal=False), 'use_nonlocal=False'),
         (SAN(**TINY_SAN, channel_attention='none'), "channel_attention='none'"),
         (DRLN(num_feat=8, squeeze_factor=4, upscale=2, cascade_sizes=[1]), 'cascade_sizes [1]'),
+        (SAN(**TINY_SAN, channel_attention='laplacian'), "channel_attention='laplacian'"),
+        (SAN(**TINY_SAN, attention_placement='block'), "attention_placement='block'"),
     ],
-    ids=['san_without_nonlocal', 'san_without_attention', 'shallow_drln'],
+    ids=['san_without_nonlocal', 'san_without_attention', 'shallow_drln', 'san_laplacian', 'san_attention_in_blocks'],
 )
 def test_networks_without_an_authors_format_are_refused_on_the_way_out(
     tmp_path, convert_tool, capsys, network, message

@@ -1,4 +1,7 @@
-"""SAN and its blocks: registry, shapes for any input size, stability, gradients, mixed precision."""
+"""SAN and its blocks: registry, shapes for any input size, stability, gradients, mixed precision, ablation switches."""
+
+import itertools
+import re
 
 import numpy as np
 import pytest
@@ -9,8 +12,9 @@ from basicsr.archs import build_network
 from basicsr.utils.options import ordered_yaml
 
 import san_plugin  # noqa: F401  (registers the archs)
+from san_plugin.archs import drln_arch
 from san_plugin.archs.region_nonlocal_arch import RegionNonLocal
-from san_plugin.archs.san_arch import LSRAG
+from san_plugin.archs.san_arch import CHANNEL_ATTENTIONS, LSRAG, AttentionResidualBlock
 from san_plugin.archs.soca_arch import covariance, sqrtm_newton_schulz
 from san_plugin.compat.network_options import check_network_options
 
@@ -25,6 +29,15 @@ VARIANTS = {
     'no_share_source_skip': {'share_source_skip': False},
     'all_off': {'channel_attention': 'none', 'use_nonlocal': False, 'share_source_skip': False},
 }
+# Every combination of the switches.
+SWITCHES = {
+    'channel_attention': ('second_order', 'first_order', 'laplacian', 'none'),
+    'attention_placement': ('group', 'block'),
+    'use_nonlocal': (True, False),
+    'share_source_skip': (True, False),
+}
+COMBINATIONS = [dict(zip(SWITCHES, values)) for values in itertools.product(*SWITCHES.values())]
+COMBINATION_IDS = ['-'.join(str(v) for v in combination.values()) for combination in COMBINATIONS]
 
 
 def randomise_zero_init(net):
@@ -163,13 +176,14 @@ def test_bad_options_name_the_argument():
 
 @pytest.mark.parametrize('upscale, upsample_convs', [(2, [0]), (3, [0]), (4, [0, 2])])
 def test_default_network_keeps_the_paper_keys(upscale, upsample_convs):
-    explicit = {'channel_attention': 'second_order', 'use_nonlocal': True, 'share_source_skip': True}
+    explicit = {'channel_attention': 'second_order', 'use_nonlocal': True, 'share_source_skip': True,
+                'attention_placement': 'group'}  # fmt: skip
     for options in ({}, explicit):
         net = build_network({**TINY, 'num_block': 2, 'upscale': upscale, **options})
         assert list(net.state_dict()) == paper_keys(2, 2, upsample_convs)
 
 
-@pytest.mark.parametrize('variant', VARIANTS.values(), ids=VARIANTS.keys())
+@pytest.mark.parametrize('variant', COMBINATIONS, ids=COMBINATION_IDS)
 def test_variant_shapes_and_gradients_reach_every_parameter(variant):
     net = randomise_zero_init(build_network({**TINY, 'upscale': 3, **variant}))
     out = net(torch.rand(2, 3, 12, 10))
@@ -180,21 +194,28 @@ def test_variant_shapes_and_gradients_reach_every_parameter(variant):
         assert param.grad.abs().sum() > 0, name
 
 
-@pytest.mark.parametrize('variant', VARIANTS.values(), ids=VARIANTS.keys())
+@pytest.mark.parametrize('variant', COMBINATIONS, ids=COMBINATION_IDS)
 def test_variant_builds_only_its_modules(variant):
     keys = list(build_network({**TINY, **variant}).state_dict())
-    attention = variant.get('channel_attention', 'second_order')
-    assert any('.soca.' in key for key in keys) == (attention == 'second_order')
-    assert any('.channel_attention.' in key for key in keys) == (attention == 'first_order')
-    assert any(key.startswith('non_local.') for key in keys) == variant.get('use_nonlocal', True)
-    assert ('gamma' in keys) == variant.get('share_source_skip', True)
+    attention, placement = variant['channel_attention'], variant['attention_placement']
+    for kind, name in CHANNEL_ATTENTIONS.items():
+        if name is None:
+            continue
+        in_groups = [k for k in keys if re.match(rf'body\.\d+\.{name}\.', k)]
+        in_blocks = [k for k in keys if re.match(rf'body\.\d+\.blocks\.\d+\.{name}\.', k)]
+        assert bool(in_groups) == (attention == kind and placement == 'group'), kind
+        assert bool(in_blocks) == (attention == kind and placement == 'block'), kind
+        if in_blocks:  # one module in every block of every group
+            assert {k.split(f'.{name}.')[0] for k in in_blocks} == {f'body.{i}.blocks.0' for i in range(2)}
+    assert any(key.startswith('non_local.') for key in keys) == variant['use_nonlocal']
+    assert ('gamma' in keys) == variant['share_source_skip']
     common = [
         key for key in paper_keys(2, 1, [0, 2]) if not key.startswith(('non_local.', 'gamma')) and 'soca' not in key
     ]
     assert [key for key in keys if key in common] == common
 
 
-@pytest.mark.parametrize('variant', VARIANTS.values(), ids=VARIANTS.keys())
+@pytest.mark.parametrize('variant', [*VARIANTS.values(), *COMBINATIONS], ids=[*VARIANTS, *COMBINATION_IDS])
 def test_variant_builds_from_an_options_file(tmp_path, variant):
     options = {'network_g': {**TINY, 'upscale': 2, **variant}}
     path = tmp_path / 'variant.yml'
@@ -223,6 +244,37 @@ def test_first_order_attention_is_rcans():
         assert torch.allclose(no_attention(x), group.conv(feat) + x, atol=1e-6)
 
 
+def test_attention_in_blocks_is_rcans_rcab_and_none_after_the_blocks():
+    """block placement: x + CA(conv2(relu(conv1(x)))) in every block (first order: RCAN's RCAB), then only the conv."""
+    group = LSRAG(16, 2, 4, soca_crop=1000, soca_iter=5, channel_attention='first_order', attention_placement='block')
+    assert group.attention_name is None and not hasattr(group, 'channel_attention')
+    x = torch.rand(2, 16, 7, 5)
+    with torch.no_grad():
+        feat = x
+        for block in group.blocks:
+            assert isinstance(block, AttentionResidualBlock)
+            branch = block.conv2(torch.relu(block.conv1(feat)))
+            mlp = block.channel_attention.attention
+            weight = torch.sigmoid(mlp[3](torch.relu(mlp[1](branch.mean(dim=(2, 3), keepdim=True)))))
+            feat = feat + branch * weight
+        assert torch.allclose(group(x), group.conv(feat) + x, atol=1e-6)
+
+
+@pytest.mark.parametrize('placement', ['group', 'block'])
+def test_laplacian_attention_is_drlns_module(placement):
+    """The module of drln_arch (not a copy): pooled features, three dilated branches, a conv and a sigmoid."""
+    group = LSRAG(16, 1, 4, soca_crop=1000, soca_iter=5, channel_attention='laplacian', attention_placement=placement)
+    owner = group if placement == 'group' else group.blocks[0]
+    attention = owner.laplacian_attention
+    assert type(attention) is drln_arch.LaplacianAttention
+    x = torch.rand(2, 16, 7, 5)
+    with torch.no_grad():
+        pooled = x.mean(dim=(2, 3), keepdim=True)
+        pyramid = torch.cat([torch.relu(branch(pooled)) for branch in attention.branches], dim=1)
+        assert [branch.dilation for branch in attention.branches] == [(3, 3), (5, 5), (7, 7)]
+        assert torch.allclose(attention(x), x * torch.sigmoid(attention.conv_out(pyramid)), atol=1e-6)
+
+
 def test_switched_off_parts_are_skipped_in_forward():
     """Without RL-NL or the share-source skip, the paper's network with that part neutralised gives the same output."""
     paper = build_network({**TINY, 'upscale': 2})
@@ -243,7 +295,13 @@ def test_switched_off_parts_are_skipped_in_forward():
 
 
 @pytest.mark.parametrize(
-    'key, value', [('channel_attention', 'third_order'), ('use_nonlocal', 'yes'), ('share_source_skip', 1)]
+    'key, value',
+    [
+        ('channel_attention', 'third_order'),
+        ('attention_placement', 'rcab'),
+        ('use_nonlocal', 'yes'),
+        ('share_source_skip', 1),
+    ],
 )
 def test_unknown_switch_values_name_the_argument(key, value):
     with pytest.raises(ValueError, match=key):

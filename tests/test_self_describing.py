@@ -2,7 +2,6 @@
 it, the warnings when a setting is neither recorded nor in the tensors, --network-opt, and the benchmark's
 param_key_g / strict_load_g."""
 
-import importlib.util
 import json
 import logging
 import warnings
@@ -14,7 +13,7 @@ import yaml
 from basicsr.archs import build_network
 from basicsr.archs.rcan_arch import RCAN
 from basicsr.models.base_model import BaseModel
-from conftest import REPO_ROOT
+from conftest import load_tool
 from fixture_weights import fixture_and_weights
 from safetensors import safe_open
 from safetensors.torch import load_file
@@ -36,15 +35,8 @@ TINY = {'type': 'SAN', 'num_feat': 16, 'num_group': 1, 'num_block': 1, 'squeeze_
 SAN_ARGUMENTS = [
     'num_in_ch', 'num_out_ch', 'num_feat', 'num_group', 'num_block', 'squeeze_factor', 'upscale', 'img_range',
     'rgb_mean', 'nonlocal_reduction', 'nonlocal_grid', 'soca_crop', 'soca_iter', 'channel_attention', 'use_nonlocal',
-    'share_source_skip',
+    'share_source_skip', 'attention_placement',
 ]  # fmt: skip
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / 'tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def hidden_san():
@@ -110,6 +102,34 @@ def test_converter_output_records_and_readers_ignore_it(tmp_path, suffix):
         assert set(load_file(str(dst))) == set(convert_original_state(weights)[1])  # tensors only
     assert record == network_record({'type': 'SAN', **summary['config']})
     assert record['args']['num_feat'] == 32 and record['args']['upscale'] == 3 and record['args']['img_range'] == 255
+
+
+@pytest.mark.parametrize(
+    'switches, listed, unlisted',
+    [
+        ({}, ['nonlocal_grid', 'soca_crop', 'soca_iter'], []),
+        ({'use_nonlocal': False}, ['soca_crop', 'soca_iter'], ['nonlocal_reduction', 'nonlocal_grid']),
+        ({'channel_attention': 'first_order'}, ['nonlocal_grid'], ['soca_crop', 'soca_iter']),
+        (
+            {'channel_attention': 'none', 'use_nonlocal': False},
+            [],
+            ['nonlocal_grid', 'soca_crop', 'squeeze_factor', 'attention_placement'],
+        ),
+    ],
+)
+def test_assumed_settings_leave_out_those_without_effect(tmp_path, switches, listed, unlisted):
+    net = SAN(**{key: value for key, value in TINY.items() if key != 'type'}, **switches)
+    path = tmp_path / 'bare.pth'
+    save_weights_file(net.state_dict(), path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        assumed = read_network_file(path).assumed
+    messages = [str(w.message) for w in caught if issubclass(w.category, AssumedSettingWarning)]
+    assert len(messages) == 1  # img_range is always assumed
+    for key in listed:
+        assert key in assumed and f'{key}=' in messages[0], key
+    for key in unlisted:
+        assert key not in assumed and f'{key}=' not in messages[0], key
 
 
 @pytest.mark.parametrize('suffix', ['.pth', '.safetensors'])

@@ -136,6 +136,10 @@ OURS_ONLY = [
     ('SAN', SAN, {**TINY_SAN, 'channel_attention': 'none', 'upscale': 3}),
     ('SAN', SAN, {**TINY_SAN, 'use_nonlocal': False}),
     ('SAN', SAN, {**TINY_SAN, 'share_source_skip': False, 'upscale': 4}),
+    ('SAN', SAN, {**TINY_SAN, 'channel_attention': 'laplacian'}),
+    ('SAN', SAN, {**TINY_SAN, 'channel_attention': 'laplacian', 'attention_placement': 'block', 'upscale': 3}),
+    ('SAN', SAN, {**TINY_SAN, 'attention_placement': 'block'}),
+    ('SAN', SAN, {**TINY_SAN, 'channel_attention': 'first_order', 'attention_placement': 'block', 'upscale': 4}),
     ('DRLN', DRLN, {'upscale': 2, 'num_feat': 8, 'squeeze_factor': 4, 'cascade_sizes': [2]}),
     ('DRLN', DRLN, {'upscale': 4, 'num_feat': 8, 'squeeze_factor': 4, 'cascade_sizes': [1, 2, 1]}),
 ]

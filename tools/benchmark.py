@@ -6,7 +6,7 @@
 
 ``speed`` times the forward pass, one training step and peak memory of networks at their paper sizes (optionally
 under autocast, channels-last, ``torch.compile``, each against float32); ``quality`` measures PSNR/SSIM, parameters,
-FLOPs, latency and memory of models on data sets and writes JSON/CSV/Markdown results, a plot and crop grids.
+FLOPs and latency of models on data sets and writes JSON/CSV/Markdown results, a plot and crop grids.
 """
 
 import argparse
@@ -42,7 +42,7 @@ def add_speed_parser(subparsers):
 
 
 def add_quality_parser(subparsers):
-    p = subparsers.add_parser('quality', help='PSNR/SSIM, parameters, FLOPs, latency and memory on data sets')
+    p = subparsers.add_parser('quality', help='PSNR/SSIM, parameters, FLOPs and latency on data sets')
     p.add_argument('-opt', help='YAML options file (see san_plugin/benchmark/options.py); flags add to it')
     p.add_argument('--model', action='append', help='bicubic, NAME=WEIGHTS, NAME=OPTIONS.yml or NAME=type:ARCH,k:v')
     add_network_opt_argument(p)

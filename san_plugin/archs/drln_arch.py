@@ -3,7 +3,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
-from san_plugin.archs.san_arch import SUPPORTED_SCALES, mean_shift
+from san_plugin.archs.common import SUPPORTED_SCALES, mean_shift
 
 # Blocks per cascade of the authors' DRLN (20 blocks in all).
 CASCADE_SIZES = (3, 3, 3, 3, 4, 4)

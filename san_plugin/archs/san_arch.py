@@ -4,39 +4,61 @@ from basicsr.archs.rcan_arch import ChannelAttention
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
+from san_plugin.archs.common import SUPPORTED_SCALES, mean_shift
+from san_plugin.archs.drln_arch import LaplacianAttention
 from san_plugin.archs.region_nonlocal_arch import RegionNonLocal
 from san_plugin.archs.soca_arch import SOCA
 
-SUPPORTED_SCALES = (2, 3, 4, 8)
+# Channel attention -> name of its module (None: no attention). Second order is SAN's SOCA; first order is RCAN's
+# (global average pooling and the same bottleneck); laplacian is DRLN's (three dilated branches on the pooled
+# features). Each has its own name, so that weights of one are never mistaken for another's.
+CHANNEL_ATTENTIONS = {
+    'second_order': 'soca',
+    'first_order': 'channel_attention',
+    'laplacian': 'laplacian_attention',
+    'none': None,
+}
+# Where the channel attention sits: once at the end of each group (the authors' SAN), or on the residual branch of
+# every residual block (RCAN's RCAB).
+ATTENTION_PLACEMENTS = ('group', 'block')
 
-# Channel attention of the groups -> name of its module in each group (None: no attention). Second order is SAN's
-# SOCA; first order is RCAN's (global average pooling and the same bottleneck), under its own name so that its weights
-# are never mistaken for SOCA's.
-CHANNEL_ATTENTIONS = {'second_order': 'soca', 'first_order': 'channel_attention', 'none': None}
 
-
-def mean_shift(num_ch, rgb_mean, img_range, sign):
-    """A trainable 1x1 conv initialised to add ``sign * img_range * rgb_mean`` (the authors' ``MeanShift``).
-
-    The authors' training left these layers trainable, so released weights can hold values away from this start;
-    keeping a full conv lets converted checkpoints reproduce them exactly.
+def channel_attention_module(kind, num_feat, squeeze_factor, soca_crop, soca_iter):
+    """A channel attention module of one of the kinds of ``CHANNEL_ATTENTIONS`` (not 'none').
 
     Args:
-        num_ch (int): Channel number (``len(rgb_mean)``).
-        rgb_mean (Sequence[float]): Mean per channel, in [0, 1] units.
-        img_range (float): Image range the network works in.
-        sign (int): -1 to subtract the mean, +1 to add it.
+        kind (str): 'second_order', 'first_order' or 'laplacian'.
+        num_feat (int): Channel number of the features.
+        squeeze_factor (int): Channel reduction of its bottleneck.
+        soca_crop (int): SOCA statistics crop size (second order only).
+        soca_iter (int): SOCA Newton-Schulz iterations (second order only).
 
     Returns:
-        nn.Conv2d: The layer.
+        nn.Module: The module; it maps features to features of the same shape.
     """
-    if len(rgb_mean) != num_ch:
-        raise ValueError(f'rgb_mean has {len(rgb_mean)} values but the network has {num_ch} image channels')
-    conv = nn.Conv2d(num_ch, num_ch, 1)
-    with torch.no_grad():
-        conv.weight.copy_(torch.eye(num_ch).view(num_ch, num_ch, 1, 1))
-        conv.bias.copy_(sign * img_range * torch.tensor(rgb_mean, dtype=torch.float32))
-    return conv
+    if kind == 'second_order':
+        return SOCA(num_feat, squeeze_factor, stat_crop=soca_crop, num_iter=soca_iter)
+    if kind == 'first_order':
+        return ChannelAttention(num_feat, squeeze_factor)
+    return LaplacianAttention(num_feat, squeeze_factor)
+
+
+class AttentionResidualBlock(ResidualBlockNoBN):
+    """Residual block with channel attention on its residual branch: ``x + CA(conv2(relu(conv1(x))))`` (RCAN's RCAB).
+
+    Args:
+        num_feat (int): Channel number of the features.
+        attention_name (str): Name of the attention module (a value of ``CHANNEL_ATTENTIONS``).
+        attention (nn.Module): The attention module.
+    """
+
+    def __init__(self, num_feat, attention_name, attention):
+        super().__init__(num_feat, pytorch_init=True)
+        self.attention_name = attention_name
+        self.add_module(attention_name, attention)
+
+    def forward(self, x):
+        return x + getattr(self, self.attention_name)(self.conv2(self.relu(self.conv1(x))))
 
 
 class LSRAG(nn.Module):
@@ -49,16 +71,38 @@ class LSRAG(nn.Module):
         soca_crop (int): SOCA statistics crop size.
         soca_iter (int): SOCA Newton-Schulz iterations.
         channel_attention (str): A key of ``CHANNEL_ATTENTIONS``. Default: 'second_order'.
+        attention_placement (str): 'group' (once, after the residual blocks) or 'block' (in every residual block,
+            none after them). Default: 'group'.
     """
 
-    def __init__(self, num_feat, num_block, squeeze_factor, soca_crop, soca_iter, channel_attention='second_order'):
+    def __init__(
+        self,
+        num_feat,
+        num_block,
+        squeeze_factor,
+        soca_crop,
+        soca_iter,
+        channel_attention='second_order',
+        attention_placement='group',
+    ):
         super().__init__()
-        self.blocks = nn.Sequential(*(ResidualBlockNoBN(num_feat, pytorch_init=True) for _ in range(num_block)))
-        self.attention_name = CHANNEL_ATTENTIONS[channel_attention]
-        if channel_attention == 'second_order':
-            self.soca = SOCA(num_feat, squeeze_factor, stat_crop=soca_crop, num_iter=soca_iter)
-        elif channel_attention == 'first_order':
-            self.channel_attention = ChannelAttention(num_feat, squeeze_factor)
+        name = CHANNEL_ATTENTIONS[channel_attention]
+        in_blocks = name is not None and attention_placement == 'block'
+
+        def attention():
+            return channel_attention_module(channel_attention, num_feat, squeeze_factor, soca_crop, soca_iter)
+
+        self.blocks = nn.Sequential(
+            *(
+                AttentionResidualBlock(num_feat, name, attention())
+                if in_blocks
+                else ResidualBlockNoBN(num_feat, pytorch_init=True)
+                for _ in range(num_block)
+            )
+        )
+        self.attention_name = None if in_blocks else name
+        if self.attention_name is not None:
+            self.add_module(name, attention())
         self.conv = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
 
     def forward(self, x):
@@ -92,11 +136,14 @@ class SAN(nn.Module):
         nonlocal_grid (int): Regions per side of the non-local module. Default: 2.
         soca_crop (int): SOCA statistics use the centred crop of this size of longer sides. Default: 1000.
         soca_iter (int): Newton-Schulz iterations of SOCA's matrix square root. Default: 5.
-        channel_attention (str): Channel attention of the groups, for ablations: 'second_order' (SOCA),
-            'first_order' (RCAN's: global average pooling and the same bottleneck) or 'none'. Default:
-            'second_order'.
+        channel_attention (str): Channel attention, for ablations: 'second_order' (SOCA), 'first_order' (RCAN's:
+            global average pooling and the same bottleneck), 'laplacian' (DRLN's Laplacian attention, with
+            ``squeeze_factor`` as its branch reduction) or 'none'. Default: 'second_order'.
         use_nonlocal (bool): Apply the region non-local module (both places); False builds none. Default: True.
         share_source_skip (bool): Add ``gamma * x_0`` after each group; False builds no ``gamma``. Default: True.
+        attention_placement (str): Where the channel attention sits: 'group' (once at the end of each LSRAG, the
+            authors' SAN) or 'block' (on the residual branch of every residual block, as in RCAN's RCAB, and not at
+            the end of the groups). Default: 'group'.
     """
 
     def __init__(
@@ -117,12 +164,17 @@ class SAN(nn.Module):
         channel_attention='second_order',
         use_nonlocal=True,
         share_source_skip=True,
+        attention_placement='group',
     ):
         super().__init__()
         if upscale not in SUPPORTED_SCALES:
             raise ValueError(f'upscale must be one of {SUPPORTED_SCALES}, got {upscale}')
         if channel_attention not in CHANNEL_ATTENTIONS:
             raise ValueError(f'channel_attention must be one of {list(CHANNEL_ATTENTIONS)}, got {channel_attention!r}')
+        if attention_placement not in ATTENTION_PLACEMENTS:
+            raise ValueError(
+                f'attention_placement must be one of {list(ATTENTION_PLACEMENTS)}, got {attention_placement!r}'
+            )
         for name, value in (('use_nonlocal', use_nonlocal), ('share_source_skip', share_source_skip)):
             if not isinstance(value, bool):
                 raise ValueError(f'{name} must be true or false, got {value!r}')
@@ -133,7 +185,7 @@ class SAN(nn.Module):
         self.conv_first = nn.Conv2d(num_in_ch, num_feat, 3, 1, 1)
         self.non_local = RegionNonLocal(num_feat, nonlocal_reduction, nonlocal_grid) if use_nonlocal else None
         self.body = nn.ModuleList(
-            LSRAG(num_feat, num_block, squeeze_factor, soca_crop, soca_iter, channel_attention)
+            LSRAG(num_feat, num_block, squeeze_factor, soca_crop, soca_iter, channel_attention, attention_placement)
             for _ in range(num_group)
         )
         # Weight of the shared-source skip; starts at 0 as in the authors' code.
@@ -141,6 +193,27 @@ class SAN(nn.Module):
         self.upsample = Upsample(upscale, num_feat)
         self.conv_last = nn.Conv2d(num_feat, num_out_ch, 3, 1, 1)
         self.add_mean = mean_shift(num_out_ch, rgb_mean, img_range, 1)
+
+    @staticmethod
+    def unused_arguments(config):
+        """Constructor arguments that change nothing in the network ``config`` builds (e.g. ``nonlocal_reduction``
+        without RL-NL), so that nobody is warned about their values.
+
+        Args:
+            config (dict): Constructor arguments (missing ones take the defaults).
+
+        Returns:
+            list[str]: The arguments without effect.
+        """
+        unused = []
+        if not config.get('use_nonlocal', True):
+            unused += ['nonlocal_reduction', 'nonlocal_grid']
+        attention = config.get('channel_attention', 'second_order')
+        if attention != 'second_order':
+            unused += ['soca_crop', 'soca_iter']
+        if attention == 'none':
+            unused += ['squeeze_factor', 'attention_placement']
+        return unused
 
     def forward(self, x):
         feat = self.conv_first(self.sub_mean(x * self.img_range))

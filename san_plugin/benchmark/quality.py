@@ -1,5 +1,9 @@
-"""Quality benchmark: PSNR/SSIM (Y channel, ``crop_border = scale``), parameters, FLOPs, latency and peak memory of
-each model on each data set at each scale.
+"""Quality benchmark: PSNR/SSIM (Y channel, ``crop_border = scale``), parameters, FLOPs and latency of each model on
+each data set at each scale.
+
+Peak memory is not measured here: in this process it would be the rise after everything evaluated before (other
+models, warm-up), not a network's own need. ``tools/benchmark.py speed`` and the studies of ``tools/compare.py``
+measure it in a fresh process per network.
 """
 
 import re
@@ -17,7 +21,6 @@ from tqdm import tqdm
 from san_plugin.benchmark.datasets import bicubic_resize, load_dataset
 from san_plugin.benchmark.figures import crop_box, crop_grid, plot_psnr_latency, write_png
 from san_plugin.benchmark.flops import count_flops, count_params
-from san_plugin.benchmark.memory import PeakMemory
 from san_plugin.benchmark.report import markdown_table, write_atomic, write_csv, write_json
 from san_plugin.utils.precision import autocast
 from san_plugin.utils.test_time import test_forward
@@ -130,7 +133,6 @@ def evaluate(net, pairs, scale, device, config, progress, keep):
     if net is not None and pairs:
         for _ in range(config.warmup):
             upscale_image(net, pairs[0].lr, scale, device, config.test_time)
-    memory = PeakMemory(device).start()
     per_image, kept, seconds = [], {}, []
     for pair in pairs:
         sr, elapsed = upscale_image(net, pair.lr, scale, device, config.test_time)
@@ -147,7 +149,6 @@ def evaluate(net, pairs, scale, device, config, progress, keep):
         'psnr': statistics.fmean(r['psnr'] for r in per_image),
         'ssim': statistics.fmean(r['ssim'] for r in per_image),
         'latency_ms': statistics.median(seconds) * 1e3 if net is not None else None,
-        'peak_mem_mb': memory.peak_mb() if net is not None else None,
     }
     return summary, per_image, kept
 
@@ -176,7 +177,7 @@ def run_quality(config, show_progress=True):
 
     Returns:
         tuple[list[dict], dict]: Result rows (keys model, dataset, scale, psnr, ssim, params, flops, flops_input,
-        latency_ms, peak_mem_mb, device, per_image) and, for the crop grids, ``{(dataset, scale, image): (crop,
+        latency_ms, device, per_image) and, for the crop grids, ``{(dataset, scale, image): (crop,
         {model: SR image})}`` with the HR image under 'HR' and bicubic under 'bicubic'.
     """
     with torch_threads(config.threads):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from san_plugin.utils.atomic_save import atomic_write_bytes
 
-CSV_COLUMNS = ('model', 'dataset', 'scale', 'psnr', 'ssim', 'params', 'flops', 'flops_input', 'latency_ms',
-               'peak_mem_mb', 'device', 'num_images')  # fmt: skip
+CSV_COLUMNS = ('model', 'dataset', 'scale', 'psnr', 'ssim', 'params', 'flops', 'flops_input', 'latency_ms', 'device',
+               'num_images')  # fmt: skip
 
 
 def write_atomic(path, data):
@@ -50,7 +50,7 @@ def _bold_best(values, higher_is_better, digits):
 
 def markdown_table(rows):
     """Paper-style tables, one per scale: a line per model, parameters and FLOPs, then per data set PSNR / SSIM,
-    latency and peak memory; the best value of each column in bold (higher PSNR/SSIM, lower costs).
+    and latency; the best value of each column in bold (higher PSNR/SSIM, lower costs).
 
     Args:
         rows (list[dict]): Result rows of :func:`san_plugin.benchmark.quality.run_quality`.
@@ -76,7 +76,6 @@ def markdown_table(rows):
             ssim = _bold_best([r.get('ssim') for r in got], True, 4)
             columns.append((f'{d} PSNR / SSIM', [f'{p} / {s}' for p, s in zip(psnr, ssim)]))
             columns.append((f'{d} ms', _bold_best([r.get('latency_ms') for r in got], False, 1)))
-            columns.append((f'{d} MB', _bold_best([r.get('peak_mem_mb') for r in got], False, 0)))
         lines.append(f'### x{scale} (device: {at_scale[0]["device"]})\n')
         lines.append('| ' + ' | '.join(head for head, _ in columns) + ' |')
         lines.append('|' + '|'.join(' --- ' for _ in columns) + '|')

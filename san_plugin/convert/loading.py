@@ -129,7 +129,12 @@ def read_network_file(path, param_key='params', network_opt=None, override_hint=
         config = complete_config(arch, record['args'], f'weights file {path}: {RECORD_KEY}.args')
         notes.append(f'network configuration read from the file ({RECORD_KEY})')
     given = {**(record or {}).get('args', {}), **(network_opt or {})}
-    assumed = {key: value for key, value in config.items() if key not in {**shown, **given} and key not in carried}
+    unused = getattr(arch_class(arch, f'weights file {path}'), 'unused_arguments', lambda config: ())(config)
+    assumed = {
+        key: value
+        for key, value in config.items()
+        if key not in {**shown, **given} and key not in carried and key not in unused
+    }
     if network_opt:
         for key, value in network_opt.items():
             if key in shown and shown[key] != value:

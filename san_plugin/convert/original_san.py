@@ -16,7 +16,8 @@ from san_plugin.convert.key_rules import KeyRules
 
 WHAT = "authors' SAN checkpoint"
 # The ablation switches of our SAN at the paper's network, the only one the authors' format can hold.
-PAPER_NETWORK = {'channel_attention': 'second_order', 'use_nonlocal': True, 'share_source_skip': True}
+PAPER_NETWORK = {'channel_attention': 'second_order', 'attention_placement': 'group', 'use_nonlocal': True,
+                 'share_source_skip': True}  # fmt: skip
 
 RULES = KeyRules(
     pairs=[

@@ -1,7 +1,8 @@
 """Recognise weights of the plugin's own networks in our key names where the authors' format has no counterpart.
 
 The authors' formats hold only their networks: the paper's SAN and DRLN at the authors' depth. The plugin also builds
-SAN ablation variants (``channel_attention``, ``use_nonlocal``, ``share_source_skip``) and shallower DRLNs
+SAN ablation variants (``channel_attention``, ``attention_placement``, ``use_nonlocal``, ``share_source_skip``) and
+shallower DRLNs
 (``cascade_sizes``). Their configuration is read here from the keys and shapes alone, and accepted only if a network
 built with it has exactly the same keys and shapes, so no other arch's weights are ever taken for them.
 """
@@ -13,13 +14,16 @@ from san_plugin.archs.san_arch import SAN
 from san_plugin.convert.common import count_indices, expected_state, upscale_from_upsampler
 
 WHAT = 'weights in our key names'
-# Keys every SAN variant has, and the first attention conv of each kind of channel attention.
+# Keys every SAN variant has; the first conv of each kind of channel attention (its output width is
+# num_feat // squeeze_factor), and where the attention module sits in the first group for each placement.
 SAN_KEYS = ('sub_mean.weight', 'conv_first.weight', 'body.0.blocks.0.conv1.weight', 'body.0.conv.weight',
             'conv_last.weight', 'add_mean.weight')  # fmt: skip
-SAN_ATTENTION_KEYS = {
-    'second_order': 'body.0.soca.attention.0.weight',
-    'first_order': 'body.0.channel_attention.attention.1.weight',
+SAN_ATTENTION_CONVS = {
+    'second_order': 'soca.attention.0.weight',
+    'first_order': 'channel_attention.attention.1.weight',
+    'laplacian': 'laplacian_attention.branches.0.weight',
 }
+SAN_ATTENTION_PLACES = {'group': 'body.0.', 'block': 'body.0.blocks.0.'}
 DRLN_KEYS = ('sub_mean.weight', 'conv_first.weight', 'body.0.blocks.0.res_units.0.conv1.weight',
              'body.0.fusions.0.weight', 'conv_last.weight', 'add_mean.weight')  # fmt: skip
 
@@ -32,7 +36,15 @@ def _upscale(state_dict, num_feat):
 
 def _san_config(state_dict):
     num_feat, num_in_ch = state_dict['conv_first.weight'].shape[:2]
-    attention = next((name for name, key in SAN_ATTENTION_KEYS.items() if key in state_dict), 'none')
+    attention, placement, attention_key = next(
+        (
+            (kind, place, prefix + conv)
+            for kind, conv in SAN_ATTENTION_CONVS.items()
+            for place, prefix in SAN_ATTENTION_PLACES.items()
+            if prefix + conv in state_dict
+        ),
+        ('none', None, None),
+    )
     config = {
         'num_in_ch': int(num_in_ch),
         'num_out_ch': int(state_dict['conv_last.weight'].shape[0]),
@@ -45,7 +57,8 @@ def _san_config(state_dict):
         'share_source_skip': 'gamma' in state_dict,
     }
     if attention != 'none':
-        config['squeeze_factor'] = int(num_feat // state_dict[SAN_ATTENTION_KEYS[attention]].shape[0])
+        config['attention_placement'] = placement
+        config['squeeze_factor'] = int(num_feat // state_dict[attention_key].shape[0])
     if config['use_nonlocal']:
         config['nonlocal_reduction'] = int(num_feat // state_dict['non_local.theta.weight'].shape[0])
     return config

@@ -9,6 +9,8 @@ Schema (``options/compare/san_ablation_x2.yml`` is a full example)::
     seeds: [0, 1, 2]
     threads: 1                   # optional: CPU threads of training and evaluation (default: torch's)
     param_tolerance: 0.1         # optional: stop unless every network is within 10% of the first one's parameters
+    alpha: 0.05                  # optional: significance level of the report's tests, in (0, 1) (default 0.05)
+    min_effect_db: 0.05          # optional: PSNR difference the report's seeds-for-80%-power is sized for, > 0 dB
     networks:                    # BasicSR network_g blocks by name (upscale is set per scale)
       SAN: {type: SAN, num_feat: 32, num_group: 4, num_block: 4, squeeze_factor: 4}
     train:                       # one protocol for every network and seed
@@ -45,6 +47,8 @@ from san_plugin.data.prepare import SUPPORTED_SCALES, PrepareDataError, list_ima
 from san_plugin.utils.arch_arguments import constructor_arguments
 
 TOP_KEYS = ('name', 'out', 'data_root', 'scales', 'seeds', 'threads', 'param_tolerance', 'networks', 'train', 'test')
+STATISTICS_DEFAULTS = {'alpha': 0.05, 'min_effect_db': 0.05}
+TOP_KEYS += tuple(STATISTICS_DEFAULTS)
 TRAIN_DEFAULTS = {
     'data': None,
     'crop_size': 144,
@@ -96,6 +100,8 @@ class Study:
     threads: int | None = None
     param_tolerance: float | None = None
     source: str = 'study'
+    alpha: float = STATISTICS_DEFAULTS['alpha']
+    min_effect_db: float = STATISTICS_DEFAULTS['min_effect_db']
 
     def run_name(self, network, scale, seed):
         """BasicSR experiment name of one run."""
@@ -205,6 +211,19 @@ def _train(value, source):
     return train
 
 
+def _statistics(options, source):
+    """The report's ``alpha`` (in (0, 1)) and ``min_effect_db`` (> 0) of a study mapping, defaults filled."""
+    values = {key: options.get(key, default) for key, default in STATISTICS_DEFAULTS.items()}
+    for key, value in values.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            _fail(source, key, f'expected a number, got {value!r}')
+    if not 0 < values['alpha'] < 1:
+        _fail(source, 'alpha', f'expected a significance level between 0 and 1 (exclusive), got {values["alpha"]!r}')
+    if values['min_effect_db'] <= 0:
+        _fail(source, 'min_effect_db', f'expected a PSNR difference > 0 dB, got {values["min_effect_db"]!r}')
+    return values
+
+
 def parse_study(options, source='study', train_data=None):
     """Check a study mapping and fill its defaults.
 
@@ -280,6 +299,7 @@ def parse_study(options, source='study', train_data=None):
         threads=threads,
         param_tolerance=tolerance,
         source=source,
+        **_statistics(options, source),
     )
 
 

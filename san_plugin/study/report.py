@@ -1,4 +1,5 @@
-"""The report of a study: mean and standard deviation over seeds, costs, significance marks, convergence plots.
+"""The report of a study: mean and standard deviation over seeds, costs, tests of the differences (``stats``),
+convergence plots.
 
 Files (in the study's ``out`` folder, each written atomically): ``report.json`` (everything, per-run values too),
 ``report.csv`` (one line per network, data set and scale), ``report.md`` (the tables) and PNG plots: validation PSNR
@@ -12,12 +13,8 @@ import statistics
 
 from san_plugin.benchmark.figures import plot_curves, plot_psnr_latency, write_png
 from san_plugin.benchmark.report import write_atomic, write_json
+from san_plugin.study import stats
 
-SIGNIFICANCE_RULE = (
-    'A difference between two rows is significant only if it is larger than the sum of their standard deviations '
-    'over seeds (their mean +- std intervals do not overlap); otherwise it is marked n.s. (not significant). With '
-    'one seed no difference is called significant.'
-)
 CSV_COLUMNS = ('network', 'dataset', 'scale', 'seeds', 'psnr_mean', 'psnr_std', 'ssim_mean', 'ssim_std', 'params',
                'flops', 'flops_input', 'train_ms_per_iter', 'latency_ms', 'infer_peak_mb', 'infer_input',
                'train_peak_mb', 'train_input', 'device', 'vs_best_psnr')  # fmt: skip
@@ -27,23 +24,6 @@ METRICS = ('psnr', 'ssim')
 def mean_std(values):
     """(mean, sample standard deviation or None for one value) of a list of numbers."""
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
-
-
-def is_significant(a, b, metric='psnr'):
-    """Whether two summary rows differ in ``metric`` by more than their seed spread (see ``SIGNIFICANCE_RULE``).
-
-    Args:
-        a (dict): Summary row with ``<metric>_mean`` and ``<metric>_std`` (None for one seed).
-        b (dict): The other row.
-        metric (str): 'psnr' or 'ssim'. Default: 'psnr'.
-
-    Returns:
-        bool: True if the difference is beyond the seed spread.
-    """
-    spread_a, spread_b = a[f'{metric}_std'], b[f'{metric}_std']
-    if spread_a is None or spread_b is None:
-        return False
-    return abs(a[f'{metric}_mean'] - b[f'{metric}_mean']) > spread_a + spread_b
 
 
 def summarize(records, memory, params):
@@ -86,30 +66,157 @@ def summarize(records, memory, params):
     return summary
 
 
-def mark_best(summary):
-    """Set ``vs_best_psnr`` of each row: 'best', 'n.s.' (within the seed spread of the best) or the gap in dB."""
-    for key in {(r['dataset'], r['scale']) for r in summary}:
-        group = [r for r in summary if (r['dataset'], r['scale']) == key]
-        best = max(group, key=lambda r: r['psnr_mean'])
-        for row in group:
-            gap = row['psnr_mean'] - best['psnr_mean']
-            row['vs_best_psnr'] = 'best' if row is best else (f'{gap:+.3f}' if is_significant(row, best) else 'n.s.')
-    return summary
+def significance_text(alpha, min_effect_db, tested):
+    """How the report tests differences (its Markdown's paragraph and report.json's ``significance.text``).
+
+    Args:
+        alpha (float): Significance level of the study.
+        min_effect_db (float): The PSNR difference the seeds-needed column is sized for.
+        tested (bool): Whether any network has two seeds or more; without them no test is possible.
+
+    Returns:
+        str: The paragraph.
+    """
+    if not tested:
+        return (
+            'One seed per network: no statistical test is possible, so the report shows no p-values and calls no '
+            'difference significant (vs best: untested). Train two seeds or more per network to test differences.'
+        )
+    return (
+        "Across seeds (the networks as training recipes): Welch's t-test on the per-seed mean PSNR (and SSIM) of "
+        'the two networks, with the 95% confidence interval of the difference of means (Welch-Satterthwaite degrees '
+        f'of freedom); with at most {stats.MAX_PERMUTATION_SEEDS} seeds per network also the exact permutation p '
+        'over every assignment of the seeds to the two networks (two-sided, difference of means). A difference is '
+        f'significant when its Welch PSNR p, Holm-Bonferroni corrected over all the pairs of the study, is below '
+        f'alpha = {alpha:g}; otherwise it is n.s. Seeds for {stats.POWER:.0%} power: the seeds per network with which '
+        f'a two-sided two-sample t-test at alpha detects a true difference of {min_effect_db:g} dB at the pooled '
+        'standard deviation over seeds of the two networks. Conditional on the trained networks (it says nothing '
+        'about training them again): the networks paired image by image (PSNR, mean over seeds per image), the '
+        'Wilcoxon signed-rank p over the images of the set and the share of images on which A is better; these '
+        'p-values are not corrected for multiplicity.'
+    )
 
 
-def pairwise(summary):
-    """Every pair of networks on each data set and scale: differences of the means and whether they are significant."""
+def seed_values(records):
+    """Per-seed values of each network, data set and scale, and per image.
+
+    Args:
+        records (list[dict]): Run records (their ``rows`` hold the quality benchmark's ``per_image`` lists).
+
+    Returns:
+        dict[tuple[str, str, int], dict]: ``psnr`` and ``ssim`` (one value per seed) and ``images`` (image name ->
+        PSNR per seed) by (network, data set, scale).
+    """
+    groups = {}
+    for record in records:
+        for row in record['rows']:
+            group = groups.setdefault(
+                (record['network'], row['dataset'], record['scale']), {'psnr': [], 'ssim': [], 'images': {}}
+            )
+            for metric in METRICS:
+                group[metric].append(row[metric])
+            for image in row.get('per_image', ()):
+                group['images'].setdefault(image['image'], []).append(image['psnr'])
+    return groups
+
+
+def compare_pair(a, b, alpha, min_effect_db):
+    """The statistics of one pair of networks on one data set and scale (see :func:`significance_text`).
+
+    Args:
+        a (dict): :func:`seed_values` entry of network A.
+        b (dict): The entry of network B.
+        alpha (float): Significance level (of the seeds-needed computation).
+        min_effect_db (float): The PSNR difference the seeds-needed computation is sized for.
+
+    Returns:
+        dict: ``psnr_diff``, ``psnr_ci95``, ``psnr_p``, ``ssim_diff``, ``ssim_ci95``, ``ssim_p``,
+        ``psnr_p_permutation``, ``seeds_needed``, ``images_p`` and ``images_share_a_better``; the p-values,
+        intervals and seeds are None when a network has a single seed (the permutation p also beyond
+        ``MAX_PERMUTATION_SEEDS`` seeds).
+    """
+    tested = min(len(a['psnr']), len(b['psnr'])) >= 2
+    pair = {}
+    for metric in METRICS:
+        result = stats.welch(a[metric], b[metric]) if tested else {}
+        pair[f'{metric}_diff'] = statistics.fmean(a[metric]) - statistics.fmean(b[metric])
+        pair[f'{metric}_ci95'] = result.get('ci95')
+        pair[f'{metric}_p'] = result.get('p')
+    exact = tested and max(len(a['psnr']), len(b['psnr'])) <= stats.MAX_PERMUTATION_SEEDS
+    pair['psnr_p_permutation'] = stats.permutation_p(a['psnr'], b['psnr']) if exact else None
+    pair['seeds_needed'] = (
+        stats.seeds_needed(stats.pooled_std(a['psnr'], b['psnr']), min_effect_db, alpha) if tested else None
+    )
+    images = [name for name in a['images'] if name in b['images']]
+    p_images, share = (
+        stats.signed_rank(
+            [statistics.fmean(a['images'][name]) for name in images],
+            [statistics.fmean(b['images'][name]) for name in images],
+        )
+        if images
+        else (None, None)
+    )
+    pair['images_p'] = p_images if tested else None
+    pair['images_share_a_better'] = share
+    return pair
+
+
+def pairwise(summary, records, alpha=0.05, min_effect_db=0.05):
+    """Every pair of networks on each data set and scale, with the statistics of :func:`compare_pair`, the
+    Holm-Bonferroni corrected PSNR p over all the pairs (``psnr_p_holm``) and the verdict (``psnr_significant``).
+
+    Args:
+        summary (list[dict]): Rows of :func:`summarize`.
+        records (list[dict]): The run records they summarise.
+        alpha (float): Significance level. Default: 0.05.
+        min_effect_db (float): PSNR difference for ``seeds_needed``. Default: 0.05.
+
+    Returns:
+        list[dict]: One entry per pair: ``a``, ``b``, ``dataset``, ``scale`` and the statistics.
+    """
+    values = seed_values(records)
     pairs = []
     for i, a in enumerate(summary):
         for b in summary[i + 1 :]:
             if (a['dataset'], a['scale']) != (b['dataset'], b['scale']):
                 continue
+            key_a, key_b = ((r['network'], r['dataset'], r['scale']) for r in (a, b))
             pair = {'a': a['network'], 'b': b['network'], 'dataset': a['dataset'], 'scale': a['scale']}
-            for metric in METRICS:
-                pair[f'{metric}_diff'] = a[f'{metric}_mean'] - b[f'{metric}_mean']
-                pair[f'{metric}_significant'] = is_significant(a, b, metric)
-            pairs.append(pair)
+            pairs.append({**pair, **compare_pair(values[key_a], values[key_b], alpha, min_effect_db)})
+    for pair, corrected in zip(pairs, stats.holm([p['psnr_p'] for p in pairs])):
+        pair['psnr_p_holm'] = corrected
+        pair['psnr_significant'] = corrected is not None and corrected < alpha
     return pairs
+
+
+def find_pair(pairs, a, b, dataset, scale):
+    """The entry of ``pairs`` for networks ``a`` and ``b`` in either order, and +1 (as given) or -1 (swapped)."""
+    for pair in pairs:
+        if (pair['dataset'], pair['scale']) == (dataset, scale):
+            if (pair['a'], pair['b']) == (a, b):
+                return pair, 1
+            if (pair['a'], pair['b']) == (b, a):
+                return pair, -1
+    raise KeyError(f'no pair {a} - {b} on {dataset} x{scale}')
+
+
+def mark_best(summary, pairs):
+    """Set ``vs_best_psnr`` of each row: 'best', the gap in dB to the best row where :func:`pairwise` calls it
+    significant, 'n.s.' where not, or 'untested' (a single seed)."""
+    for key in {(r['dataset'], r['scale']) for r in summary}:
+        group = [r for r in summary if (r['dataset'], r['scale']) == key]
+        best = max(group, key=lambda r: r['psnr_mean'])
+        for row in group:
+            if row is best:
+                row['vs_best_psnr'] = 'best'
+                continue
+            pair, _ = find_pair(pairs, row['network'], best['network'], *key)
+            if pair['psnr_p_holm'] is None:
+                row['vs_best_psnr'] = 'untested'
+            else:
+                gap = row['psnr_mean'] - best['psnr_mean']
+                row['vs_best_psnr'] = f'{gap:+.3f}' if pair['psnr_significant'] else 'n.s.'
+    return summary
 
 
 def _pm(mean, std, digits):
@@ -120,8 +227,39 @@ def _num(value, digits, unit=1.0):
     return '-' if value is None else f'{value / unit:.{digits}f}'
 
 
-def markdown(study, summary, pairs, bicubic):
-    """The report's Markdown: per scale a cost table, a quality table and the pairwise PSNR differences."""
+def _p(value):
+    return '-' if value is None else f'{value:.3g}'
+
+
+def _pair_table(pairs, tested):
+    """Markdown lines of the pairs of one data set and scale (no p-value columns when nothing could be tested)."""
+    head = ['A', 'B', 'PSNR A - B (dB)']
+    if tested:
+        head += ['95% CI', 'p Welch', 'p permutation', 'p Holm', 'verdict', f'seeds for {stats.POWER:.0%} power',
+                 'images: p Wilcoxon']  # fmt: skip
+    head.append('images: A better on')
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + ' --- |' * len(head)]
+    for pair in pairs:
+        values = [pair['a'], pair['b'], f'{pair["psnr_diff"]:+.3f}']
+        if tested:
+            ci, seeds = pair['psnr_ci95'], pair['seeds_needed']
+            values += [
+                '-' if ci is None else f'[{ci[0]:+.3f}, {ci[1]:+.3f}]',
+                _p(pair['psnr_p']),
+                _p(pair['psnr_p_permutation']),
+                _p(pair['psnr_p_holm']),
+                ('significant' if pair['psnr_significant'] else 'n.s.') if pair['psnr_p_holm'] is not None else '-',
+                '-' if pair['psnr_p'] is None else (str(seeds) if seeds is not None else f'> {stats.MAX_SEEDS}'),
+                _p(pair['images_p']),
+            ]
+        share = pair['images_share_a_better']
+        values.append('-' if share is None else f'{share:.0%}')
+        lines.append('| ' + ' | '.join(values) + ' |')
+    return lines
+
+
+def markdown(study, summary, pairs, bicubic, significance):
+    """The report's Markdown: per scale a cost table, a quality table and the tests of every pair of networks."""
     lines = [f'# Study {study.name}', '']
     train = study.train
     lines.append(
@@ -130,7 +268,7 @@ def markdown(study, summary, pairs, bicubic):
         f'L1 loss, data from {train["data"]}; seeds {", ".join(str(s) for s in study.seeds)}. '
         'PSNR / SSIM on the Y channel, crop border = scale, mean ± standard deviation over seeds.'
     )
-    lines += ['', SIGNIFICANCE_RULE, '']
+    lines += ['', significance['text'], '']
     for scale in study.scales:
         rows = [r for r in summary if r['scale'] == scale]
         networks = list(dict.fromkeys(r['network'] for r in rows))
@@ -149,7 +287,7 @@ def markdown(study, summary, pairs, bicubic):
                       _num(r['infer_peak_mb'], 0), _num(r['train_peak_mb'], 0)]  # fmt: skip
             values += [_num(cell[n, d]['latency_ms'], 1) for d in datasets]
             lines.append('| ' + ' | '.join(values) + ' |')
-        lines += ['', 'Quality (PSNR dB / SSIM; vs best: n.s. = within the seed spread of the best row):', '']
+        lines += ['', 'Quality (PSNR dB / SSIM; vs best: the gap to the best row where significant, else n.s.):', '']
         head = ['Network'] + [f'{d} PSNR / SSIM | {d} vs best' for d in datasets]
         lines += ['| ' + ' | '.join(head) + ' |', '|' + ' --- |' * (1 + 2 * len(datasets))]
         for n in networks:
@@ -165,23 +303,10 @@ def markdown(study, summary, pairs, bicubic):
                 v for d in datasets for v in (f'{at_scale[d]["psnr"]:.2f} / {at_scale[d]["ssim"]:.4f}', '-')
             ]
             lines.append('| ' + ' | '.join(values) + ' |')
-        lines += ['', 'PSNR differences row - column in dB (n.s.: within the seed spread):', '']
+        lines += ['', 'Pairs of networks (PSNR; the images columns are conditional on the trained networks):', '']
         for d in datasets:
-            lines += [f'{d}:', '', '| | ' + ' | '.join(networks) + ' |', '|' + ' --- |' * (1 + len(networks))]
-            found = {(p['a'], p['b']): p for p in pairs if (p['dataset'], p['scale']) == (d, scale)}
-            for a in networks:
-                values = [a]
-                for b in networks:
-                    pair, sign = found.get((a, b)), 1
-                    if pair is None and (b, a) in found:
-                        pair, sign = found[b, a], -1
-                    if pair is None:
-                        values.append('')
-                    else:
-                        diff = sign * pair['psnr_diff']
-                        values.append(f'{diff:+.3f}' + ('' if pair['psnr_significant'] else ' n.s.'))
-                lines.append('| ' + ' | '.join(values) + ' |')
-            lines.append('')
+            found = [p for p in pairs if (p['dataset'], p['scale']) == (d, scale)]
+            lines += [f'{d}:', '', *_pair_table(found, significance['tested']), '']
     lines.append(
         'Costs: FLOPs = multiply-accumulates of one forward pass (MMEngine, attention and covariance products '
         'included); train ms/iter from the training logs (validation excluded), mean over seeds; latency = median '
@@ -225,15 +350,24 @@ def _points(report, dataset, scale):
 
 def build_report(study, records, bicubic, memory, params):
     """The report as a JSON-ready dict (see :func:`write_report`)."""
-    summary = mark_best(summarize(records, memory, params))
+    summary = summarize(records, memory, params)
+    alpha, min_effect_db = study.alpha, study.min_effect_db
+    pairs = pairwise(summary, records, alpha, min_effect_db)
+    mark_best(summary, pairs)
+    tested = any(p['psnr_p'] is not None for p in pairs)
     return {
         'study': study.name,
         'source': study.source,
         'train': study.train,
         'seeds': study.seeds,
-        'significance_rule': SIGNIFICANCE_RULE,
+        'significance': {
+            'alpha': alpha,
+            'min_effect_db': min_effect_db,
+            'tested': tested,
+            'text': significance_text(alpha, min_effect_db, tested),
+        },  # fmt: skip
         'summary': summary,
-        'pairs': pairwise(summary),
+        'pairs': pairs,
         'bicubic': [{k: r[k] for k in ('dataset', 'scale', 'psnr', 'ssim')} for r in bicubic],
         'memory': [{'network': n, 'scale': s, **m} for (n, s), m in memory.items()],
         'runs': records,
@@ -246,7 +380,10 @@ def write_report(study, records, bicubic, memory, params):
     out = study.out
     write_json(out / 'report.json', report)
     write_atomic(out / 'report.csv', _csv(report['summary']))
-    write_atomic(out / 'report.md', markdown(study, report['summary'], report['pairs'], report['bicubic']))
+    write_atomic(
+        out / 'report.md',
+        markdown(study, report['summary'], report['pairs'], report['bicubic'], report['significance']),
+    )
     for scale in study.scales:
         title = f'{study.val_dataset} x{scale}: validation PSNR, one line per seed'
         for name, x_key, x_label in (('iter', 'iter', 'iteration'), ('time', 'seconds', 'training time (s)')):

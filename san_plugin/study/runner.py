@@ -184,8 +184,6 @@ def evaluate_run(study, run, weights, datasets):
         flops_input=study.flops_input,
     )
     rows, _ = run_quality(config, show_progress=False)
-    for row in rows:
-        row.pop('peak_mem_mb')  # measured in fresh processes instead (see measure_memory)
     return rows
 
 
