@@ -8,6 +8,9 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 SCALE ?= 2
 STUDY ?= options/compare/san_ablation_x2.yml
+# pytest-xdist: one worker per core (each with one torch thread, see tests/conftest.py); tests that share a cluster,
+# a port or a folder are grouped with @pytest.mark.xdist_group. PYTEST_PARALLEL= runs everything in one process.
+PYTEST_PARALLEL ?= -n auto --dist loadgroup
 
 # What tests/test_slurm_launcher.py needs for its private one-node cluster (tools/slurm_cluster.py).
 SLURM_PACKAGES := slurmctld slurmd slurm-client munge
@@ -32,7 +35,7 @@ format: install
 	$(PY) -m ruff check --fix .
 
 test: lint slurm-packages
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_PARALLEL)
 
 # Installs SLURM and munge when running as root with apt-get (CI) and a command is missing; otherwise does nothing,
 # and the SLURM tests skip (or fail under CI=true).
@@ -47,7 +50,7 @@ slurm-packages:
 	fi
 
 test-fast: install
-	$(PY) -m pytest -m 'not slow'
+	$(PY) -m pytest $(PYTEST_PARALLEL) -m 'not slow'
 
 demo: install
 	$(PY) tools/demo.py --scale $(SCALE)

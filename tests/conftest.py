@@ -12,6 +12,10 @@ import pytest
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# One CPU thread in every test process: each pytest-xdist worker (one per core) and each subprocess a test starts,
+# so that workers do not compete for the cores and results are the same with and without xdist.
+os.environ.update(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+torch.set_num_threads(1)
 
 
 def shared_root():
