@@ -158,7 +158,7 @@ SLURM_PARAMETERS = {'partition': 'partition', 'account': 'account', 'qos': 'qos'
                     'cpus_per_run': 'cpus_per_task', 'gpus_per_run': 'gpus_per_node',
                     'tasks_per_run': 'ntasks_per_node'}  # fmt: skip
 # Words of an sbatch error and the key of the slurm block that set the value it complains about.
-SLURM_ERROR_KEYS = (('partition', 'slurm.partition'), ('account', 'slurm.account'), ('qos', 'slurm.qos'),
+SLURM_ERROR_KEYS = (('account', 'slurm.account'), ('qos', 'slurm.qos'), ('partition', 'slurm.partition'),
                     ('time limit', 'slurm.time'), ('gres', 'slurm.gpus_per_run'), ('gpu', 'slurm.gpus_per_run'),
                     ('memory', 'slurm.mem'), ('cpu', 'slurm.cpus_per_run'), ('task', 'slurm.tasks_per_run'),
                     ('node', 'slurm.sbatch'))  # fmt: skip
