@@ -9,7 +9,11 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 SCALE ?= 2
 STUDY ?= options/compare/san_ablation_x2.yml
 
-.PHONY: install test test-fast lint format demo compare clean
+# What tests/test_slurm_launcher.py needs for its private one-node cluster (tools/slurm_cluster.py).
+SLURM_PACKAGES := slurmctld slurmd slurm-client munge
+SLURM_COMMANDS := sinfo slurmctld slurmd munged
+
+.PHONY: install test test-fast lint format demo compare clean slurm-packages
 
 install: $(VENV)/.installed
 
@@ -27,8 +31,20 @@ format: install
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-test: lint
+test: lint slurm-packages
 	$(PY) -m pytest
+
+# Installs SLURM and munge when running as root with apt-get (CI) and a command is missing; otherwise does nothing,
+# and the SLURM tests skip (or fail under CI=true).
+slurm-packages:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		for cmd in $(SLURM_COMMANDS); do \
+			PATH="$$PATH:/usr/sbin:/sbin" command -v $$cmd >/dev/null 2>&1 || { missing=1; break; }; \
+		done; \
+		if [ -n "$$missing" ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SLURM_PACKAGES); \
+		fi; \
+	fi
 
 test-fast: install
 	$(PY) -m pytest -m 'not slow'

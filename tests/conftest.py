@@ -38,3 +38,7 @@ def load_fixture(name):
 def _deterministic_cpu():
     torch.manual_seed(0)
     yield
+
+
+# The private one-node SLURM cluster of the SLURM tests (see tests/helpers/slurm.py).
+from helpers.slurm import slurm_cluster  # noqa: E402, F401

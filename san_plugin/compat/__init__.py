@@ -10,9 +10,9 @@
 - ``load_resume_state`` (:mod:`san_plugin.compat.resume`): resumes on CPU, loads states with ``weights_only=True``,
   and ``--auto_resume`` takes the newest complete checkpoint of the run (chosen by rank 0 for every rank), or stops
   with the reasons when there are checkpoints and none is usable.
-- ``init_dist`` (:mod:`san_plugin.compat.dist`): Gloo without CUDA, so ``torchrun ... --launcher pytorch`` starts on
-  CPU, and ``BaseModel.model_to_device`` (:mod:`san_plugin.compat.ddp`): DDP without a CUDA device there, so every
-  BasicSR model trains that way.
+- ``init_dist`` (:mod:`san_plugin.compat.dist`): Gloo without CUDA, so ``torchrun ... --launcher pytorch`` and
+  ``srun ... --launcher slurm`` start on CPU, and ``BaseModel.model_to_device`` (:mod:`san_plugin.compat.ddp`):
+  DDP without a CUDA device there, so every BasicSR model trains that way.
 
 Nothing else of BasicSR changes; the README's compatibility table lists each difference and the runs it touches.
 ``SANModel`` (``model_type: SANModel``) adds atomic checkpoint writing on the model side.

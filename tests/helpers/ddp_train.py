@@ -1,7 +1,8 @@
-"""Test-only launcher: BasicSR's ``train_pipeline`` under ``torchrun``, saving each rank's ``net_g`` weights.
+"""Test-only launcher: BasicSR's ``train_pipeline`` under ``torchrun`` or ``srun``, saving each rank's weights.
 
-Run as ``python -m torch.distributed.run --nproc_per_node=2 ddp_train.py OUT_DIR -opt X --launcher pytorch``. Each rank
-writes ``OUT_DIR/rank<r>_init.pth`` right after its model is built (after DDP's broadcast) and
+Run as ``python -m torch.distributed.run --nproc_per_node=2 ddp_train.py OUT_DIR -opt X --launcher pytorch``, or
+``srun --ntasks=2 python ddp_train.py OUT_DIR -opt X --launcher slurm``. Each rank writes
+``OUT_DIR/rank<r>_init.pth`` (its ``net_g`` weights) right after its model is built (after DDP's broadcast) and
 ``OUT_DIR/rank<r>_final.pth`` when training has finished.
 """
 

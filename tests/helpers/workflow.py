@@ -2,6 +2,7 @@
 
 import glob
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,8 @@ TINY_SAN = {
     'img_range': 255.0,
     'rgb_mean': [0.4488, 0.4371, 0.4040],
 }
+# BasicSR's own SRResNet, for runs of BasicSR's SRModel.
+TINY_MSRRESNET = {'type': 'MSRResNet', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_block': 1, 'upscale': 2}
 
 
 def make_pairs(root, num=8, gt_size=32, scale=SCALE, seed=0):
@@ -130,6 +133,13 @@ def run_python(args, cwd, timeout=600, env=None):
     return subprocess.run(
         [sys.executable, *map(str, args)], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
     )
+
+
+def free_port():
+    """A TCP port of 127.0.0.1 that was free a moment ago (for a process group's master)."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
 
 
 def describe(proc):
