@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import torch
+from submitit.helpers import Checkpointable
 
 from san_plugin.benchmark.report import write_json
 from san_plugin.study.options import Execution, StudyError
@@ -42,6 +43,26 @@ class RunFailed(RuntimeError):
 
     def __reduce__(self):
         return RunFailed, (self.run_name, self.reason, self.log_path, self.tail)
+
+
+class TrainingStopped(BaseException):
+    """Raised in a SLURM job whose training was killed by a signal (``scancel``, a node's OOM killer): the job then
+    leaves no result (submitit records only ``Exception``s), so the dispatcher submits it again."""
+
+
+class RecordJob(Checkpointable):
+    """The job of one run: calls the produce function; on a time-out or preemption, submitit requeues the same call
+    under the same job id (``checkpoint``), and the training resumes from its last checkpoint.
+
+    Args:
+        produce (callable): ``produce_record``.
+    """
+
+    def __init__(self, produce):
+        self.produce = produce
+
+    def __call__(self, *args, **kwargs):
+        return self.produce(*args, **kwargs)
 
 
 def cpu_count():
@@ -170,16 +191,27 @@ def slurm_error_key(message):
     return next((key for word, key in SLURM_ERROR_KEYS if word in lowered), 'slurm')
 
 
-def _squeue_state(job_id):
-    """State of a job SLURM still holds (PENDING, RUNNING, ...), or None once it has left the queue."""
+# States of a job that has ended for good (PREEMPTED is not one: a preempted job may be requeued under its id).
+ENDED = ('COMPLETED', 'CANCELLED', 'FAILED', 'TIMEOUT', 'NODE_FAIL', 'BOOT_FAIL', 'DEADLINE', 'OUT_OF_MEMORY')
+
+
+def squeue(*args):
+    """Lines of ``squeue -h ARGS``, or None when squeue failed otherwise than for an unknown job id."""
     try:
-        out = subprocess.run(
-            ['squeue', '-h', '-j', str(job_id), '-o', '%T'], capture_output=True, text=True, check=False
-        )
-    except OSError:
+        out = subprocess.run(['squeue', '-h', *args], capture_output=True, text=True, check=False, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
         return None
-    lines = out.stdout.split()
-    return lines[0] if out.returncode == 0 and lines else None
+    if out.returncode != 0:
+        return [] if 'invalid job id' in out.stderr.lower() else None
+    return out.stdout.split()
+
+
+def job_state(job_id):
+    """'active' while SLURM holds a job, 'ended' once it is gone or ended, 'unknown' when squeue failed."""
+    lines = squeue('-j', str(job_id), '-o', '%T')
+    if lines is None:
+        return 'unknown'
+    return 'ended' if not lines or lines[0] in ENDED else 'active'
 
 
 class SlurmExecutor:
@@ -189,10 +221,9 @@ class SlurmExecutor:
         study (Study): The study (``out``, ``threads``, ``source``).
         slurm (dict): The checked ``slurm`` block.
         log (callable): Called with submission and retry lines. Default: print.
-        poll_s (float): Seconds between looks at the jobs. Default: 5.
     """
 
-    def __init__(self, study, slurm, log=print, poll_s=5.0):
+    def __init__(self, study, slurm, log=print):
         for command in ('sbatch', 'srun', 'squeue'):
             if shutil.which(command) is None:
                 raise StudyError(
@@ -202,12 +233,12 @@ class SlurmExecutor:
         import submitit
 
         self.submitit = submitit
-        self.study, self.slurm, self.log, self.poll_s = study, slurm, log, poll_s
+        self.study, self.slurm, self.log, self.poll_s = study, slurm, log, slurm['poll_s']
         self.folder = Path(slurm['folder'] or study.out / 'slurm').resolve()
         self.max_retries = slurm['max_retries']
         self.cap = slurm['max_parallel']
-        self.executor = submitit.SlurmExecutor(folder=self.folder, max_num_timeout=0)
-        parameters = {'job_name': study.name, 'additional_parameters': dict(slurm['sbatch'])}
+        self.executor = submitit.SlurmExecutor(folder=self.folder, max_num_timeout=slurm['max_retries'])
+        parameters = {'additional_parameters': dict(slurm['sbatch'])}
         for key, name in SLURM_PARAMETERS.items():
             if slurm[key] is not None:
                 parameters[name] = slurm[key]
@@ -221,15 +252,17 @@ class SlurmExecutor:
             self.executor.update_parameters(**parameters)
         except ValueError as error:
             raise StudyError(f'{study.source}: slurm.sbatch: {error}') from error
-        self.placement = {'launcher': 'slurm' if tasks > 1 else None, 'threads': parameters.get('cpus_per_task')}
+        self.placement = {'launcher': 'slurm' if tasks > 1 else None, 'threads': parameters.get('cpus_per_task'),
+                          'in_job': True}  # fmt: skip
         self.describe = f'slurm, {tasks} task(s) per job, ' + (f'{self.cap} job(s) at once' if self.cap else 'no cap')
 
     def _job_file(self, task):
         return self.study.out / 'runs' / f'{task.run.name}.job.json'
 
     def _submit(self, produce, task, history):
+        self.executor.update_parameters(job_name=task.run.name)
         try:
-            job = self.executor.submit(produce, task, **self.placement)
+            job = self.executor.submit(RecordJob(produce), task, **self.placement)
         except Exception as error:  # submitit raises FailedJobError or CalledProcessError with sbatch's message
             message = str(getattr(error, 'stderr', None) or error).strip()
             key = slurm_error_key(message)
@@ -251,16 +284,21 @@ class SlurmExecutor:
         return [str(i) for i in info.get('job_ids', [])] if info.get('digest') == task.digest else []
 
     def _attach(self, task, history):
-        """The task's last recorded job if it is still queued or running or has a record to give, else None."""
+        """The task's last job if it is still queued or running or has a record to give, else None.
+
+        A job submitted by a dispatcher killed before it recorded the id is found by its name (the run's).
+        """
+        queued = [i for i in squeue('-n', task.run.name, '-o', '%i') or [] if i not in history]
+        history += queued
         if not history:
             return None
         job = self.submitit.SlurmJob(folder=self.folder, job_id=history[-1])
         if job.paths.result_pickle.exists():
             try:
                 job.result()
-            except Exception:  # it failed: the same command again submits the run again  # noqa: BLE001
+            except Exception:  # noqa: BLE001  (it failed: the same command again submits the run again)
                 return None
-        elif _squeue_state(job.job_id) is None:
+        elif job_state(job.job_id) == 'ended':
             return None
         self.log(f'{task.run.name}: re-attached to SLURM job {job.job_id}')
         return job
@@ -273,7 +311,7 @@ class SlurmExecutor:
             except Exception as error:  # noqa: BLE001  (submitit's FailedJobError: the job raised)
                 lines = str(error).splitlines()[-20:]
                 return RunFailed(task.run.name, f'SLURM job {job.job_id} raised', job.paths.stderr, lines)
-        if _squeue_state(job.job_id) is not None:
+        if job_state(job.job_id) != 'ended':
             return None
         if task.record_path.is_file():  # the job wrote the record, then ended before its result file
             return json.loads(task.record_path.read_text(encoding='utf-8'))

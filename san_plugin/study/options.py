@@ -50,6 +50,7 @@ Schema (``options/compare/san_ablation_x2.yml`` is a full example)::
       max_parallel: null         # jobs queued or running at once (default: no cap)
       max_retries: 2             # resubmissions after a time-out, preemption, scancel or node failure
       folder: null               # submitit's job folders (default: <out>/slurm)
+      poll_s: 10                 # seconds between the dispatcher's looks at its jobs (squeue)
       sbatch: {}                 # any other sbatch parameter, e.g. {constraint: a100, exclude: node7}
 
 Relative paths are relative to the working directory, like those of BasicSR option files.
@@ -334,6 +335,7 @@ SLURM_DEFAULTS = {
     'max_parallel': None,
     'max_retries': 2,
     'folder': None,
+    'poll_s': 10,
     'sbatch': {},
 }
 
@@ -385,6 +387,8 @@ def _slurm(value, source):
                        ('max_retries', 0)):  # fmt: skip
         if slurm[key] is not None and (not _is_int(slurm[key]) or slurm[key] < least):
             _fail(source, f'slurm.{key}', f'expected an integer >= {least}, got {slurm[key]!r}')
+    if not isinstance(slurm['poll_s'], (int, float)) or isinstance(slurm['poll_s'], bool) or slurm['poll_s'] <= 0:
+        _fail(source, 'slurm.poll_s', f'expected a number of seconds > 0, got {slurm["poll_s"]!r}')
     if not isinstance(slurm['sbatch'], dict):
         _fail(source, 'slurm.sbatch', f'expected a mapping of sbatch parameters, got {slurm["sbatch"]!r}')
     return slurm

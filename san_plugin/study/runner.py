@@ -32,7 +32,7 @@ from san_plugin.benchmark.quality import QualityConfig, run_quality
 from san_plugin.benchmark.report import write_atomic, write_json
 from san_plugin.benchmark.speed import Variant, run_in_subprocess
 from san_plugin.data.prepare import prepare_benchmark, prepare_train
-from san_plugin.study.execution import RunFailed, make_executor
+from san_plugin.study.execution import RunFailed, TrainingStopped, make_executor
 from san_plugin.study.logs import read_training_logs
 from san_plugin.study.options import StudyError
 from san_plugin.study.plan import Run, check_networks, network_opt, options_digest, plan_runs, training_options
@@ -180,7 +180,7 @@ def stop_on_sigterm():
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
-def train(task, env=None, threads=None, launcher=None):
+def train(task, env=None, threads=None, launcher=None, in_job=False):
     """Train one run: ``python -m basicsr.train -opt OPTIONS --auto_resume``, its output appended to its log file.
 
     Args:
@@ -188,9 +188,11 @@ def train(task, env=None, threads=None, launcher=None):
         env (dict | None): Variables for the training process (its GPUs). Default: None.
         threads (int | None): Its CPU threads (default: the study's ``threads``).
         launcher (str | None): BasicSR's ``--launcher`` (``slurm`` for DDP inside a SLURM job). Default: None.
+        in_job (bool): It runs in a SLURM job. Default: False.
 
     Raises:
         RunFailed: The training failed; names the log file and holds its last lines.
+        TrainingStopped: In a SLURM job, a signal killed the training (the job is being cancelled).
     """
     command = [sys.executable, '-m', 'basicsr.train', '-opt', str(task.options_path), '--auto_resume']
     if launcher:
@@ -206,6 +208,8 @@ def train(task, env=None, threads=None, launcher=None):
             log.flush()
 
         returncode, tail = stream_process(command, env, write)
+    if returncode < 0 and in_job:
+        raise TrainingStopped(f'training of {task.run.name} killed by signal {-returncode}')
     if returncode != 0:
         raise RunFailed(task.run.name, f'training exited with code {returncode}', task.log_path, tail[-FAILURE_TAIL:])
 
@@ -229,7 +233,7 @@ def evaluate(task, device=None, threads=None):
 _EVALUATION = threading.Lock()
 
 
-def produce_record(task, env=None, device=None, threads=None, launcher=None):
+def produce_record(task, env=None, device=None, threads=None, launcher=None, in_job=False):
     """Turn one planned run into its record: train it (resuming), then evaluate it and write its record file.
 
     Runs where the executor puts it: in a thread of this process or in a SLURM job (every task of a DDP job calls
@@ -241,6 +245,8 @@ def produce_record(task, env=None, device=None, threads=None, launcher=None):
         device (str | None): Where to evaluate (default: the GPU when there is one).
         threads (int | None): CPU threads of training and evaluation (default: the study's ``threads``).
         launcher (str | None): BasicSR's ``--launcher`` for DDP. Default: None.
+        in_job (bool): It runs in a SLURM job (a training killed by a signal then leaves no result, see
+            :class:`san_plugin.study.execution.TrainingStopped`). Default: False.
 
     Returns:
         dict | RunFailed | None: The record (without ``rows`` when ``task.evaluate`` is False); a RunFailed when
@@ -252,7 +258,7 @@ def produce_record(task, env=None, device=None, threads=None, launcher=None):
     try:
         options = yaml.safe_dump(task.options, sort_keys=False)
         write_atomic(task.options_path, options)
-        train(task, env, threads, launcher)
+        train(task, env, threads, launcher, in_job)
         if int(os.environ.get('SLURM_PROCID', '0')) != 0 and launcher:
             return None
         if not task.evaluate:
