@@ -175,7 +175,7 @@ def make_executor(study, log=print):
 # SLURM
 
 # Parameters of the slurm block and the submitit.SlurmExecutor parameter each sets (None: not passed to sbatch).
-SLURM_PARAMETERS = {'partition': 'partition', 'account': 'account', 'qos': 'qos', 'time': 'time', 'mem': 'mem',
+SLURM_PARAMETERS = {'partition': 'partition', 'account': 'account', 'qos': 'qos', 'time': 'time',
                     'cpus_per_run': 'cpus_per_task', 'gpus_per_run': 'gpus_per_node',
                     'tasks_per_run': 'ntasks_per_node'}  # fmt: skip
 # Words of an sbatch error and the key of the slurm block that set the value it complains about.
@@ -239,6 +239,8 @@ class SlurmExecutor:
         self.cap = slurm['max_parallel']
         self.executor = submitit.SlurmExecutor(folder=self.folder, max_num_timeout=slurm['max_retries'])
         parameters = {'additional_parameters': dict(slurm['sbatch'])}
+        if slurm['mem'] is not None:  # sbatch's own notation ('32G'), which submitit's mem (in GB) would reject
+            parameters['additional_parameters']['mem'] = str(slurm['mem'])
         for key, name in SLURM_PARAMETERS.items():
             if slurm[key] is not None:
                 parameters[name] = slurm[key]
