@@ -149,8 +149,8 @@ def stream_process(command, env, on_line):
     """
     tail = collections.deque(maxlen=OUTPUT_TAIL)
     with _CHILDREN_LOCK:
-        if _STOPPING.is_set():
-            raise RuntimeError('the study is stopping')
+        if _STOPPING.is_set() and threading.current_thread() is not threading.main_thread():
+            raise RuntimeError('the study is stopping')  # a worker of a stopped study starts nothing new
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         _CHILDREN.add(process)
     with process:
