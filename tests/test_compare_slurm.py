@@ -136,3 +136,19 @@ def test_unknown_partition_names_the_key_with_slurms_message(slurm_cluster, tmp_
     assert message.startswith('study: slurm.partition: SLURM refused the job of tiny_SAN_x2_s0') and 'nope' in message
     assert 'invalid partition' in message.lower(), message
     assert not (tmp_path / 'experiments').exists()
+
+
+def test_a_run_with_two_tasks_trains_with_ddp_inside_its_job(slurm_cluster, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for key, value in slurm_cluster.items():
+        monkeypatch.setenv(key, value)
+    options = slurm_study(tmp_path, tasks_per_run=2)
+    options.update(networks={'RCAN': dict(TINY_RCAN)}, seeds=[0])
+    options['train'].update(total_iter=20, val_freq=20, save_checkpoint_freq=20)
+    with pytest.raises(StudyError, match=r'slurm.tasks_per_run: 3 DDP processes per run cannot share .* 2 evenly'):
+        run_study(parse_study({**options, 'slurm': {**options['slurm'], 'tasks_per_run': 3}}), log=lambda line: None)
+    report = run_study(parse_study(options), log=lambda line: None)
+    (log,) = (tmp_path / 'experiments' / 'tiny_RCAN_x2_s0').glob('train_*.log')
+    text = log.read_text()
+    assert 'world_size: 2' in text and 'batch_size_per_gpu: 1' in text  # two processes, the study's batch of 2
+    assert report['summary'][0]['network'] == 'RCAN' and report['summary'][0]['psnr_mean'] > 0

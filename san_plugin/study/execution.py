@@ -83,6 +83,7 @@ class LocalExecutor:
         self.max_parallel = max_parallel
         self.slots = slots
         self.describe = f'local, {max_parallel} run(s) at once'
+        self.processes_per_run = 1
 
     def records(self, produce, tasks):
         """Yield ``(task, record or RunFailed)`` for each task as its run ends (see the module docstring)."""
@@ -247,6 +248,13 @@ class SlurmExecutor:
         if not slurm['gpus_per_run']:
             parameters.pop('gpus_per_node', None)
         tasks = slurm['tasks_per_run'] or max(slurm['gpus_per_run'], 1)
+        batch = study.train['batch_size']
+        if batch % tasks:
+            key = 'slurm.tasks_per_run' if slurm['tasks_per_run'] else 'slurm.gpus_per_run'
+            raise StudyError(
+                f'{study.source}: {key}: {tasks} DDP processes per run cannot share train.batch_size {batch} evenly'
+            )
+        self.processes_per_run = tasks
         parameters['ntasks_per_node'] = tasks
         if slurm['cpus_per_run'] is None and study.threads:
             parameters['cpus_per_task'] = study.threads
@@ -271,6 +279,7 @@ class SlurmExecutor:
             raise StudyError(
                 f'{self.study.source}: {key}: SLURM refused the job of {task.run.name}: {message}'
             ) from error
+        job = self.submitit.SlurmJob(folder=self.folder, job_id=str(job.job_id))  # task 0: the one that evaluates
         history = [*history, str(job.job_id)]
         write_json(self._job_file(task), {'run': task.run.name, 'digest': task.digest, 'folder': str(self.folder),
                                           'job_ids': history})  # fmt: skip

@@ -195,9 +195,11 @@ def train(task, env=None, threads=None, launcher=None, in_job=False):
         TrainingStopped: In a SLURM job, a signal killed the training (the job is being cancelled).
     """
     command = [sys.executable, '-m', 'basicsr.train', '-opt', str(task.options_path), '--auto_resume']
+    env = {**thread_env(threads or task.study.threads), 'PYTHONUNBUFFERED': '1', **(env or {})}
     if launcher:
         command += ['--launcher', launcher]
-    env = {**thread_env(threads or task.study.threads), 'PYTHONUNBUFFERED': '1', **(env or {})}
+        if 'SLURM_JOB_ID' in os.environ:  # every task of the job picks the same port, other jobs on the node others
+            env.setdefault('MASTER_PORT', str(20000 + int(os.environ['SLURM_JOB_ID']) % 20000))
     task.log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(task.log_path, 'a', encoding='utf-8') as log:
         log.write(f'==== {time.strftime("%Y-%m-%d %H:%M:%S")} {" ".join(command)}\n')
@@ -376,6 +378,9 @@ def run_study(study, log=print):
     records, tasks = {}, []
     for run in runs:
         options = training_options(study, run, lmdbs, val_set)
+        if executor.processes_per_run > 1:  # DDP: the same total batch as one process would train
+            train_set = options['datasets']['train']
+            train_set['batch_size_per_gpu'] = study.train['batch_size'] // executor.processes_per_run
         task = RunTask(study, run, options, options_digest(options), datasets, os.getcwd(), evaluate_in_job)
         record = read_record(records_dir / f'{run.name}.json', task.digest, run.name, study.source)
         if record is None:
