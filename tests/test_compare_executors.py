@@ -7,14 +7,18 @@ import json
 import os
 import stat
 from datetime import datetime
+from types import SimpleNamespace
 
 import pytest
 import torch
 from conftest import REPO_ROOT
 from test_compare import TINY_RCAN, changed, tiny_study  # noqa: F401  (tiny_study is a fixture)
 
+from san_plugin.study import progress as progress_module
 from san_plugin.study.execution import local_executor, slurm_error_key
 from san_plugin.study.options import StudyError, parse_study
+from san_plugin.study.plan import Run
+from san_plugin.study.progress import Progress
 from san_plugin.study.runner import StudyFailed, run_study
 
 
@@ -124,6 +128,25 @@ def test_slurm_without_sbatch_or_with_a_refused_job_stops_before_training(tiny_s
     assert slurm_error_key('sbatch: error: Requested time limit is invalid') == 'slurm.time'
 
 
+def test_progress_shows_every_running_run_and_a_study_eta_that_counts_concurrency(tmp_path, monkeypatch):
+    monkeypatch.setattr(progress_module.time, 'time', lambda: 1000.0)
+    tasks = [SimpleNamespace(run=Run('SAN', 2, seed, f'tiny_SAN_x2_s{seed}')) for seed in range(3)]
+    lines = []
+    progress = Progress(tasks, total_runs=4, done=1, total_iter=100, parallel=2, log=lines.append,
+                        experiments=tmp_path)  # fmt: skip
+    line = '2026-01-01 10:00:00,000 INFO: [tiny..][epoch:  0, iter:      {i}, lr:(1.0e-03,)] [eta: {eta}, time (data): 0.1 (0.01)] l_pix: 1.0e-02\n'  # noqa: E501
+    for seed, eta in ((0, '0:00:40'), (1, '0:01:00')):
+        (tmp_path / f'tiny_SAN_x2_s{seed}').mkdir()
+        (tmp_path / f'tiny_SAN_x2_s{seed}' / 'train_x.log').write_text(line.format(i=20, eta=eta))
+    progress.poll()
+    assert lines[0].startswith('[1/4 done, 1 running] SAN x2 seed 0: iter 20/100, l_pix 0.0100, ETA 0:00:40')
+    # two running (40 s and 60 s left), one queued: its duration guessed from the longest run, 60 s; over 2 at once
+    assert lines[1].startswith('[1/4 done, 2 running] SAN x2 seed 1: iter 20/100, l_pix 0.0100, ETA 0:01:00')
+    assert lines[1].endswith('study ETA 0:01:20')
+    progress.finished(tasks[0], wall_s=30)
+    assert progress.done == 2 and progress.durations == [30]
+
+
 def weights(folder, run):
     return torch.load(folder / 'experiments' / run / 'models' / 'net_g_latest.pth', weights_only=False)['params']
 
@@ -182,7 +205,8 @@ def test_a_failed_run_does_not_stop_the_others_and_is_retried_alone(tiny_study, 
     assert '[1/2] tiny_SAN_x2_s0: finished before, skipped' in lines
     assert [line for line in lines if line.startswith('training ')] == ['training 1 run(s): local, 2 run(s) at once']
 
-    path.write_text(json.dumps(tiny_study))  # fixed: the same command again trains the failed run only
+    # fixed: the same command again trains the failed run only (evaluated by the dispatcher this time)
+    path.write_text(json.dumps({**tiny_study, 'evaluate': 'local'}))
     assert compare.main(['-opt', str(path), '--max-parallel', '2']) == 0
     assert sorted((tmp_path / 'experiments' / 'tiny_SAN_x2_s0').glob('train_*.log')) == san_logs
     assert (tmp_path / 'report' / 'runs' / 'tiny_RCAN_x2_s0.json').is_file()
