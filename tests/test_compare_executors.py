@@ -16,7 +16,7 @@ from test_compare import TINY_RCAN, changed, tiny_study  # noqa: F401  (tiny_stu
 
 from san_plugin.study import progress as progress_module
 from san_plugin.study.execution import local_executor, slurm_error_key
-from san_plugin.study.options import StudyError, parse_study
+from san_plugin.study.options import StudyError, override_max_parallel, parse_study
 from san_plugin.study.plan import Run
 from san_plugin.study.progress import Progress
 from san_plugin.study.runner import StudyFailed, run_study
@@ -68,6 +68,8 @@ def test_slurm_block_defaults_and_time(tiny_study):  # noqa: F811
     assert study.execution.slurm['time'] == (26 * 60 + 1) and study.execution.slurm['max_retries'] == 2
     with pytest.raises(StudyError, match='study: max_parallel: read by executor: local only; .* slurm.max_parallel'):
         parse_study({**tiny_study, 'executor': 'slurm', 'max_parallel': 2})
+    override_max_parallel(study, 4)  # tools/compare.py --max-parallel
+    assert study.execution.slurm['max_parallel'] == 4 and study.execution.max_parallel is None
 
 
 def test_max_parallel_on_the_command_line_is_checked(tiny_study, tmp_path, capsys):  # noqa: F811

@@ -80,44 +80,48 @@ def state_files(folder, run):
 
 def test_study_through_slurm_survives_a_killed_dispatcher_and_a_scancel(slurm_cluster, tmp_path):
     study = tmp_path / 'study.yml'
-    study.write_text(json.dumps(slurm_study(tmp_path)))
+    study.write_text(json.dumps(slurm_study(tmp_path, max_parallel=3)))  # three jobs at once: the 4th waits
     env = dict(os.environ, **slurm_cluster, PYTHONUNBUFFERED='1')
     command = [sys.executable, str(REPO_ROOT / 'tools' / 'compare.py'), '-opt', str(study)]
     with open(tmp_path / 'dispatcher1.out', 'w') as out:
         first = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
-        wait_for(lambda: all(job_ids(tmp_path, run) for run in RUNS) or first.poll() is not None, 120, 'submissions')
+        wait_for(lambda: sum(bool(job_ids(tmp_path, r)) for r in RUNS) == 3 or first.poll() is not None, 120, 'jobs')
         first.send_signal(signal.SIGKILL)  # the dispatcher dies; its jobs go on
         first.wait()
     submitted = {run: job_ids(tmp_path, run) for run in RUNS}
-    assert all(len(ids) == 1 for ids in submitted.values()), (submitted, (tmp_path / 'dispatcher1.out').read_text())
+    assert sorted(map(len, submitted.values())) == [0, 1, 1, 1], (tmp_path / 'dispatcher1.out').read_text()
 
-    second = subprocess.Popen(
-        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    # scancel the first run seen with a checkpoint and not finished yet: it must resume from that checkpoint
-    victim = wait_for(
-        lambda: next((r for r in RUNS if state_files(tmp_path, r) and not (tmp_path / 'experiments' / r / 'models' /
-                                                                         'net_g_200.pth').exists()), None),
-        120,
-        'a checkpoint of a running job',
-    )  # fmt: skip
-    subprocess.run(['scancel', submitted[victim][0]], env=env, check=True)
-    output, _ = second.communicate(timeout=240)
+    output_path = tmp_path / 'dispatcher2.out'
+    with open(output_path, 'w') as out:
+        second = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+        wait_for(lambda: output_path.read_text().count('re-attached') == 3, 120, 're-attachment')
+        # scancel a run seen with a checkpoint and not finished yet: it must resume from that checkpoint
+        victim = wait_for(
+            lambda: next((r for r in RUNS if state_files(tmp_path, r) and not (tmp_path / 'experiments' / r /
+                                                                             'models' / 'net_g_200.pth').exists()),
+                         None),
+            120,
+            'a checkpoint of a running job',
+        )  # fmt: skip
+        cancelled = job_ids(tmp_path, victim)[-1]
+        subprocess.run(['scancel', cancelled], env=env, check=True)
+        second.wait(timeout=240)
+    output = output_path.read_text()
     assert second.returncode == 0, output
-    for run in RUNS:
-        assert f'{run}: re-attached to SLURM job {submitted[run][0]}' in output or run == victim, output
-    assert f'{victim}: SLURM job {submitted[victim][0]} ended without a result' in output, output
-    resubmitted = job_ids(tmp_path, victim)
-    assert resubmitted[0] == submitted[victim][0] and len(resubmitted) == 2
+    for run, ids in submitted.items():
+        assert (f'{run}: re-attached' in output) == bool(ids) and (not ids or f'SLURM job {ids[0]}' in output), output
+    assert f'{victim}: SLURM job {cancelled} ended without a result' in output, output
+    assert job_ids(tmp_path, victim)[-2] == cancelled
     logs = sorted((tmp_path / 'experiments' / victim).glob('train_*.log'))
     resumed = re.search(r'Resuming training from epoch: \d+, iter: (\d+)', logs[-1].read_text())
     assert len(logs) == 2 and resumed and int(resumed.group(1)) > 0
 
-    # no duplicate: one job per run, two for the cancelled one; every finished run trained once
+    # no duplicate: one job per run, two for the cancelled one; every other run trained once
     jobs = wait_for(lambda: (j := completed_jobs(slurm_cluster)) and len(j) >= 5 and j, 30, 'the job log')
     by_run = {run: [(i, s) for i, name, s in jobs if name == run] for run in RUNS}
     assert {run: len(v) for run, v in by_run.items()} == {run: 2 if run == victim else 1 for run in RUNS}, jobs
     assert [s for _, s in by_run[victim]] == ['CANCELLED', 'COMPLETED']
+    assert {run: job_ids(tmp_path, run) for run in RUNS} == {run: [i for i, _ in v] for run, v in by_run.items()}
     for run in set(RUNS) - {victim}:
         assert len(list((tmp_path / 'experiments' / run).glob('train_*.log'))) == 1
     report = json.loads((tmp_path / 'report' / 'report.json').read_text())
