@@ -14,6 +14,7 @@
 """
 
 import concurrent.futures
+import getpass
 import json
 import os
 import queue
@@ -22,6 +23,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import submitit
 import torch
 from submitit.helpers import Checkpointable
 
@@ -231,9 +233,6 @@ class SlurmExecutor:
                     f"{study.source}: executor: slurm needs SLURM's {command} on PATH, and this machine has none "
                     '(use executor: local, or run tools/compare.py on a SLURM login node)'
                 )
-        import submitit
-
-        self.submitit = submitit
         self.study, self.slurm, self.log, self.poll_s = study, slurm, log, slurm['poll_s']
         self.folder = Path(slurm['folder'] or study.out / 'slurm').resolve()
         self.max_retries = slurm['max_retries']
@@ -279,7 +278,7 @@ class SlurmExecutor:
             raise StudyError(
                 f'{self.study.source}: {key}: SLURM refused the job of {task.run.name}: {message}'
             ) from error
-        job = self.submitit.SlurmJob(folder=self.folder, job_id=str(job.job_id))  # task 0: the one that evaluates
+        job = submitit.SlurmJob(folder=self.folder, job_id=str(job.job_id))  # task 0: the one that evaluates
         history = [*history, str(job.job_id)]
         write_json(self._job_file(task), {'run': task.run.name, 'digest': task.digest, 'folder': str(self.folder),
                                           'job_ids': history})  # fmt: skip
@@ -299,11 +298,12 @@ class SlurmExecutor:
 
         A job submitted by a dispatcher killed before it recorded the id is found by its name (the run's).
         """
-        queued = [i for i in squeue('-n', task.run.name, '-o', '%i') or [] if i not in history]
+        mine = squeue('-u', getpass.getuser(), '-n', task.run.name, '-o', '%i') or []
+        queued = [i for i in mine if i not in history]
         history += queued
         if not history:
             return None
-        job = self.submitit.SlurmJob(folder=self.folder, job_id=history[-1])
+        job = submitit.SlurmJob(folder=self.folder, job_id=history[-1])
         if job.paths.result_pickle.exists():
             try:
                 job.result()

@@ -45,6 +45,8 @@ FAILURE_TAIL = 15
 _CHILDREN = set()
 _CHILDREN_LOCK = threading.Lock()
 _STOPPING = threading.Event()
+# One evaluation at a time in a process: its thread count (torch's is process-wide) and latency are its own.
+_EVALUATION = threading.Lock()
 
 
 class StudyFailed(RuntimeError):
@@ -217,10 +219,10 @@ def train(task, env=None, threads=None, launcher=None, in_job=False):
 
 
 def evaluate(task, device=None, threads=None):
-    """The record of a trained run: its evaluation on every test set and its training logs; written to its file."""
+    """The record of a trained run: its evaluation on every test set and its training logs (not written yet)."""
     weights = task.experiment_dir / 'models' / 'net_g_latest.pth'
     study = task.study
-    with _EVALUATION:  # one evaluation at a time in this process (its thread count and latency are its own)
+    with _EVALUATION:
         rows = evaluate_run(study, task.run, weights, task.datasets, device, threads)
     record = {
         **asdict(task.run),
@@ -230,9 +232,6 @@ def evaluate(task, device=None, threads=None):
         'training': read_training_logs(task.experiment_dir),
     }
     return record
-
-
-_EVALUATION = threading.Lock()
 
 
 def produce_record(task, env=None, device=None, threads=None, launcher=None, in_job=False):
