@@ -5,7 +5,11 @@ does not stop the other, and the same command again training only the failed run
 import importlib.util
 import json
 import os
+import signal
 import stat
+import subprocess
+import sys
+import time
 from datetime import datetime
 from types import SimpleNamespace
 
@@ -213,3 +217,38 @@ def test_a_failed_run_does_not_stop_the_others_and_is_retried_alone(tiny_study, 
     assert sorted((tmp_path / 'experiments' / 'tiny_SAN_x2_s0').glob('train_*.log')) == san_logs
     assert (tmp_path / 'report' / 'runs' / 'tiny_RCAN_x2_s0.json').is_file()
     assert '| RCAN |' in (tmp_path / 'report' / 'report.md').read_text()
+
+
+def processes_mentioning(text):
+    """Pids of the processes whose command line mentions ``text``."""
+    pids = []
+    for entry in os.listdir('/proc'):
+        try:
+            with open(f'/proc/{entry}/cmdline', 'rb') as handle:
+                if text.encode() in handle.read():
+                    pids.append(int(entry))
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+@pytest.mark.slow
+def test_a_stopped_study_stops_every_concurrent_training(tiny_study, tmp_path):  # noqa: F811
+    study = changed(tiny_study, ('train', 'total_iter'), 5000)
+    path = tmp_path / 'study.yml'
+    path.write_text(json.dumps({**study, 'max_parallel': 2}))
+    command = [sys.executable, str(REPO_ROOT / 'tools' / 'compare.py'), '-opt', str(path)]
+    with open(tmp_path / 'out.txt', 'w') as out:
+        dispatcher = subprocess.Popen(command, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            end = time.time() + 120
+            while time.time() < end and 'running] RCAN' not in (tmp_path / 'out.txt').read_text():
+                time.sleep(0.5)
+            runs = ('tiny_SAN_x2_s0', 'tiny_RCAN_x2_s0')
+            trainings = {run: processes_mentioning(str(tmp_path / 'report' / 'options' / f'{run}.yml')) for run in runs}
+            assert all(trainings.values()), (tmp_path / 'out.txt').read_text()  # both runs train at once
+        finally:
+            dispatcher.send_signal(signal.SIGTERM)
+        assert dispatcher.wait(timeout=60) != 0
+    for run, pids in trainings.items():  # terminated and reaped, data loader workers included
+        assert set(pids) & set(processes_mentioning(str(tmp_path / 'report' / 'options' / f'{run}.yml'))) == set()
