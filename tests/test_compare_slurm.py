@@ -1,7 +1,8 @@
 """tools/compare.py with ``executor: slurm`` on the session's private one-node SLURM cluster (``slurm_cluster``):
 a tiny study end to end with its dispatcher killed and started again (it re-attaches, submits nothing twice and
-trains no finished run again), a ``scancel``-ed job submitted again that resumes from its checkpoint, and an unknown
-partition stopping the study with SLURM's message and the key that set it."""
+trains no finished run again), a ``scancel``-ed job submitted again that resumes from its checkpoint, a DDP run
+(two tasks) requeued as a preemption does, resuming under the same job id, and an unknown partition stopping the
+study with SLURM's message and the key that set it."""
 
 import json
 import os
@@ -74,6 +75,10 @@ def completed_jobs(cluster):
     return [re.search(pattern, line).groups() for line in text.splitlines() if re.search(pattern, line)]
 
 
+def squeue_state(env, job):
+    return subprocess.run(['squeue', '-h', '-j', job, '-o', '%T'], env=env, capture_output=True, text=True).stdout
+
+
 def state_files(folder, run):
     return sorted((folder / 'experiments' / run / 'training_states').glob('*.state'))
 
@@ -142,17 +147,34 @@ def test_unknown_partition_names_the_key_with_slurms_message(slurm_cluster, tmp_
     assert not (tmp_path / 'experiments').exists()
 
 
-def test_a_run_with_two_tasks_trains_with_ddp_inside_its_job(slurm_cluster, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    for key, value in slurm_cluster.items():
-        monkeypatch.setenv(key, value)
-    options = slurm_study(tmp_path, tasks_per_run=2)
+def test_a_ddp_run_requeued_like_a_preempted_job_keeps_its_id_and_resumes(slurm_cluster, tmp_path, monkeypatch):
+    options = slurm_study(tmp_path, tasks_per_run=2)  # two DDP processes in the job, one batch of 2 between them
     options.update(networks={'RCAN': dict(TINY_RCAN)}, seeds=[0])
-    options['train'].update(total_iter=20, val_freq=20, save_checkpoint_freq=20)
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(StudyError, match=r'slurm.tasks_per_run: 3 DDP processes per run cannot share .* 2 evenly'):
         run_study(parse_study({**options, 'slurm': {**options['slurm'], 'tasks_per_run': 3}}), log=lambda line: None)
-    report = run_study(parse_study(options), log=lambda line: None)
-    (log,) = (tmp_path / 'experiments' / 'tiny_RCAN_x2_s0').glob('train_*.log')
-    text = log.read_text()
-    assert 'world_size: 2' in text and 'batch_size_per_gpu: 1' in text  # two processes, the study's batch of 2
+    study = tmp_path / 'study.yml'
+    study.write_text(json.dumps(options))
+    env = dict(os.environ, **slurm_cluster, PYTHONUNBUFFERED='1')
+    command = [sys.executable, str(REPO_ROOT / 'tools' / 'compare.py'), '-opt', str(study)]
+    run = 'tiny_RCAN_x2_s0'
+    with open(tmp_path / 'dispatcher.out', 'w') as out:
+        dispatcher = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            wait_for(lambda: state_files(tmp_path, run), 120, 'a checkpoint')
+            (job,) = job_ids(tmp_path, run)
+            subprocess.run(['scontrol', 'requeue', job], env=env, check=True)  # as a preemption with requeue does
+            # SLURM holds a requeued job back for a while (its begin time); let it start at once
+            wait_for(lambda: 'PENDING' in squeue_state(env, job), 60, 'the requeued job pending')
+            subprocess.run(['scontrol', 'update', f'JobId={job}', 'StartTime=now'], env=env, check=True)
+        finally:
+            returncode = dispatcher.wait(timeout=240)
+    output = (tmp_path / 'dispatcher.out').read_text()
+    assert returncode == 0 and 'submitting it again' not in output, output
+    assert job_ids(tmp_path, run) == [job]
+    logs = sorted((tmp_path / 'experiments' / run).glob('train_*.log'))
+    resumed = re.search(r'Resuming training from epoch: \d+, iter: (\d+)', logs[-1].read_text())
+    assert len(logs) == 2 and resumed and int(resumed.group(1)) > 0
+    assert 'world_size: 2' in logs[-1].read_text() and 'batch_size_per_gpu: 1' in logs[-1].read_text()
+    report = json.loads((tmp_path / 'report' / 'report.json').read_text())
     assert report['summary'][0]['network'] == 'RCAN' and report['summary'][0]['psnr_mean'] > 0
