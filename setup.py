@@ -65,6 +65,7 @@ setup(
         'scikit-image',
         'tqdm',
         'safetensors',
+        'submitit>=1.5',  # studies with executor: slurm (san_plugin/study/execution.py)
     ],
     extras_require={
         'onnx': ONNX_EXTRA,

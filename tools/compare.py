@@ -1,9 +1,12 @@
 """Compare networks: train each network of a study with the same protocol and seeds, evaluate them, write a report.
 
-    python tools/compare.py -opt options/compare/san_ablation_x2.yml [--train-data HR_FOLDER] [--report-only]
+    python tools/compare.py -opt options/compare/san_ablation_x2.yml [--train-data HR_FOLDER] [--max-parallel N]
+    python tools/compare.py -opt options/compare/san_ablation_x2.yml --report-only
 
 Trains every run through ``python -m basicsr.train --auto_resume`` (run the same command again after a stop: finished
 runs are skipped, the others resume), then writes report.json/.csv/.md and plots into the study's ``out`` folder.
+Runs train on this machine, ``max_parallel`` at once, or as SLURM jobs (``executor: slurm``); a failed run does not
+stop the others, and the command then exits with status 1 naming it, its log file and its last lines.
 ``--report-only`` rebuilds the report from the run records in ``<out>/runs/`` without training (every run needs
 one). The study file's format is described in ``san_plugin/study/options.py``.
 """
@@ -16,9 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import san_plugin  # noqa: E402, F401  (registers the archs)
 from san_plugin.data.prepare import PrepareDataError  # noqa: E402
-from san_plugin.study.options import read_study  # noqa: E402
+from san_plugin.study.options import override_max_parallel, read_study  # noqa: E402
 from san_plugin.study.rebuild import rebuild_report  # noqa: E402
-from san_plugin.study.runner import run_study, stop_on_sigterm  # noqa: E402
+from san_plugin.study.runner import StudyFailed, run_study, stop_on_sigterm  # noqa: E402
 
 
 def main(argv=None):
@@ -26,13 +29,20 @@ def main(argv=None):
     parser.add_argument('-opt', required=True, help='study file (options/compare/*.yml)')
     parser.add_argument('--train-data', help="folder of HR training images instead of the study's train.data")
     parser.add_argument(
+        '--max-parallel', type=int, help="runs at once, instead of the study's max_parallel (slurm.max_parallel)"
+    )
+    parser.add_argument(
         '--report-only', action='store_true', help='rebuild the report from the stored run records; train nothing'
     )
     args = parser.parse_args(argv)
     stop_on_sigterm()
     try:
         study = read_study(args.opt, args.train_data)
+        override_max_parallel(study, args.max_parallel)
         (rebuild_report if args.report_only else run_study)(study)
+    except StudyFailed as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 1
     except (ValueError, FileNotFoundError, RuntimeError, PrepareDataError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2

@@ -33,6 +33,28 @@ Schema (``options/compare/san_ablation_x2.yml`` is a full example)::
       flops_input: [360, 640]    # LR height, width of the FLOPs count (default: the LR of a 1280x720 output)
       memory_input: 128          # LR side of the inference whose peak memory is measured (fresh process per model)
 
+    # Where runs train (all optional; see san_plugin/study/execution.py):
+    executor: local              # local (default): runs on this machine; slurm: one SLURM job per run (submitit)
+    max_parallel: 2              # local: runs at once (default: the GPUs // gpus_per_run * runs_per_gpu, on CPU
+                                 # cores // threads); tools/compare.py --max-parallel overrides it (and slurm's)
+    gpus_per_run: 1              # local: GPUs of each run through CUDA_VISIBLE_DEVICES (default 1, 0 without GPUs)
+    runs_per_gpu: 1              # local: runs that may share one GPU (default 1: never two)
+    evaluate: job                # slurm: evaluate in the run's job (default), or local: on this machine
+    slurm:                       # executor: slurm only
+      partition: gpu             # sbatch --partition (default: the cluster's)
+      account: null              # sbatch --account
+      qos: null                  # sbatch --qos
+      time: 60                   # minutes per job; a job killed by it is resubmitted and resumes
+      gpus_per_run: 1            # GPUs of each job (0: a CPU job); more than 1 trains with DDP (--launcher slurm)
+      tasks_per_run: null        # DDP processes of each job (default: gpus_per_run, at least 1)
+      cpus_per_run: null         # CPUs per task (default: threads, else SLURM's)
+      mem: null                  # memory per job, e.g. 32G
+      max_parallel: null         # jobs queued or running at once (default: no cap)
+      max_retries: 2             # resubmissions after a time-out, preemption, scancel or node failure
+      folder: null               # submitit's job folders (default: <out>/slurm)
+      poll_s: 10                 # seconds between the dispatcher's looks at its jobs (squeue)
+      sbatch: {}                 # any other sbatch parameter, e.g. {constraint: a100, exclude: node7}
+
 Relative paths are relative to the working directory, like those of BasicSR option files.
 """
 
@@ -49,6 +71,7 @@ from san_plugin.utils.arch_arguments import constructor_arguments
 TOP_KEYS = ('name', 'out', 'data_root', 'scales', 'seeds', 'threads', 'param_tolerance', 'networks', 'train', 'test')
 STATISTICS_DEFAULTS = {'alpha': 0.05, 'min_effect_db': 0.05}
 TOP_KEYS += tuple(STATISTICS_DEFAULTS)
+TOP_KEYS += ('executor', 'max_parallel', 'gpus_per_run', 'runs_per_gpu', 'evaluate', 'slurm')  # see Execution
 TRAIN_DEFAULTS = {
     'data': None,
     'crop_size': 144,
@@ -102,6 +125,7 @@ class Study:
     source: str = 'study'
     alpha: float = STATISTICS_DEFAULTS['alpha']
     min_effect_db: float = STATISTICS_DEFAULTS['min_effect_db']
+    execution: 'Execution' = None
 
     def run_name(self, network, scale, seed):
         """BasicSR experiment name of one run."""
@@ -300,6 +324,7 @@ def parse_study(options, source='study', train_data=None):
         param_tolerance=tolerance,
         source=source,
         **_statistics(options, source),
+        execution=parse_execution(options, source),
     )
 
 
@@ -311,3 +336,132 @@ def read_study(path, train_data=None):
     except (OSError, yaml.YAMLError) as error:
         raise StudyError(f'-opt: cannot read study file {path}: {error}') from error
     return parse_study(options, str(path), train_data)
+
+
+# Where runs train (issue 17): the executor keys of a study, checked apart from the rest.
+
+EXECUTORS = ('local', 'slurm')
+EVALUATE = ('job', 'local')
+LOCAL_ONLY = ('max_parallel', 'gpus_per_run', 'runs_per_gpu')
+SLURM_DEFAULTS = {
+    'partition': None,
+    'account': None,
+    'qos': None,
+    'time': 60,
+    'gpus_per_run': 1,
+    'tasks_per_run': None,
+    'cpus_per_run': None,
+    'mem': None,
+    'max_parallel': None,
+    'max_retries': 2,
+    'folder': None,
+    'poll_s': 10,
+    'sbatch': {},
+}
+
+
+@dataclass
+class Execution:
+    """Where and how many runs train at once; see the module docstring for the keys.
+
+    Attributes:
+        executor (str): 'local' or 'slurm'.
+        max_parallel (int | None): Runs at once (None: the executor's default).
+        gpus_per_run (int | None): Local GPUs of each run (None: 1 where there are GPUs, else 0).
+        runs_per_gpu (int): Local runs that may share one GPU.
+        evaluate (str): 'job' (where the run trained) or 'local' (on the dispatcher's machine).
+        slurm (dict | None): The checked ``slurm`` block (``time`` in minutes), None for a local study.
+    """
+
+    executor: str = 'local'
+    max_parallel: int | None = None
+    gpus_per_run: int | None = None
+    runs_per_gpu: int = 1
+    evaluate: str = 'job'
+    slurm: dict | None = None
+
+
+def _minutes(value, source, key):
+    """Minutes of a SLURM time: an integer, or 'H:MM:SS' / 'D-HH:MM:SS'."""
+    if _is_int(value) and value > 0:
+        return value
+    if isinstance(value, str):
+        days, _, clock = value.rpartition('-')
+        parts = clock.split(':')
+        if len(parts) == 3 and all(p.isdigit() for p in parts) and (not days or days.isdigit()):
+            hours, minutes, seconds = (int(p) for p in parts)
+            total = (int(days or 0) * 24 + hours) * 60 + minutes + (seconds > 0)
+            if total > 0:
+                return total
+    _fail(source, key, f"expected minutes (an integer > 0) or 'H:MM:SS', got {value!r}")
+
+
+def _slurm(value, source):
+    _check_keys(value, tuple(SLURM_DEFAULTS), source, 'slurm')
+    slurm = {**SLURM_DEFAULTS, **value}
+    for key in ('partition', 'account', 'qos', 'mem', 'folder'):
+        if slurm[key] is not None and not isinstance(slurm[key], (str, int)):
+            _fail(source, f'slurm.{key}', f'expected a string, got {slurm[key]!r}')
+    slurm['time'] = _minutes(slurm['time'], source, 'slurm.time')
+    for key, least in (('gpus_per_run', 0), ('tasks_per_run', 1), ('cpus_per_run', 1), ('max_parallel', 1),
+                       ('max_retries', 0)):  # fmt: skip
+        if slurm[key] is not None and (not _is_int(slurm[key]) or slurm[key] < least):
+            _fail(source, f'slurm.{key}', f'expected an integer >= {least}, got {slurm[key]!r}')
+    if not isinstance(slurm['poll_s'], (int, float)) or isinstance(slurm['poll_s'], bool) or slurm['poll_s'] <= 0:
+        _fail(source, 'slurm.poll_s', f'expected a number of seconds > 0, got {slurm["poll_s"]!r}')
+    if not isinstance(slurm['sbatch'], dict):
+        _fail(source, 'slurm.sbatch', f'expected a mapping of sbatch parameters, got {slurm["sbatch"]!r}')
+    return slurm
+
+
+def parse_execution(options, source='study'):
+    """Check the executor keys of a study mapping (``executor``, ``max_parallel``, ``gpus_per_run``,
+    ``runs_per_gpu``, ``evaluate``, ``slurm``).
+
+    What depends on the machine (GPUs, ``sbatch``) is checked when the study starts, by
+    :func:`san_plugin.study.execution.make_executor`.
+
+    Args:
+        options (dict): The study, as read from YAML.
+        source (str): Where it came from (named in messages). Default: 'study'.
+
+    Returns:
+        Execution: The checked keys.
+    """
+    executor = options.get('executor', 'local')
+    if executor not in EXECUTORS:
+        _fail(source, 'executor', f'unknown executor {executor!r} (known: {", ".join(EXECUTORS)})')
+    execution = Execution(executor=executor, evaluate=options.get('evaluate', 'job'))
+    if execution.evaluate not in EVALUATE:
+        _fail(source, 'evaluate', f'expected one of {", ".join(EVALUATE)}, got {execution.evaluate!r}')
+    for key, least in (('max_parallel', 1), ('gpus_per_run', 0), ('runs_per_gpu', 1)):
+        value = options.get(key)
+        if value is None:
+            continue
+        if executor != 'local':
+            _fail(source, key, f'read by executor: local only; with executor: {executor} set slurm.{key} instead')
+        if not _is_int(value) or value < least:
+            _fail(source, key, f'expected an integer >= {least}, got {value!r}')
+        setattr(execution, key, value)
+    if executor == 'slurm':
+        execution.slurm = _slurm(options.get('slurm') or {}, source)
+    elif 'slurm' in options:
+        _fail(source, 'slurm', f'read by executor: slurm only (executor is {executor})')
+    return execution
+
+
+def override_max_parallel(study, value):
+    """Apply ``tools/compare.py --max-parallel`` to a checked study (the executor's ``max_parallel``).
+
+    Args:
+        study (Study): The study.
+        value (int | None): Runs at once; None leaves the study's value.
+    """
+    if value is None:
+        return
+    if not _is_int(value) or value < 1:
+        raise StudyError(f'--max-parallel: expected an integer >= 1, got {value!r}')
+    if study.execution.slurm is not None:
+        study.execution.slurm['max_parallel'] = value
+    else:
+        study.execution.max_parallel = value

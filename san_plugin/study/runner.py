@@ -4,6 +4,11 @@ the quality benchmark's code, measure each network's peak memory in fresh proces
 Each finished run leaves a record, ``<out>/runs/<run>.json`` (its evaluation, training times and validation curve,
 and the fingerprint of its options); a study started again skips the runs that have one and resumes the others from
 their last checkpoint (BasicSR's ``--auto_resume``), so a killed study never retrains a finished run.
+
+:func:`produce_record` turns one planned run into its record (train, then evaluate); :func:`run_study` asks the
+study's executor (:mod:`san_plugin.study.execution`: local processes or SLURM jobs) for the records it lacks. A run
+that fails does not stop the others; the study ends with :class:`StudyFailed` naming each failed run, its log file
+and its last lines. Peak memory is measured after every run has been trained and evaluated, one process at a time.
 """
 
 import collections
@@ -12,8 +17,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from dataclasses import asdict
+import traceback
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -25,12 +32,25 @@ from san_plugin.benchmark.quality import QualityConfig, run_quality
 from san_plugin.benchmark.report import write_atomic, write_json
 from san_plugin.benchmark.speed import Variant, run_in_subprocess
 from san_plugin.data.prepare import prepare_benchmark, prepare_train
-from san_plugin.study.logs import parse_iteration_line, read_training_logs
+from san_plugin.study.execution import RunFailed, TrainingStopped, make_executor
+from san_plugin.study.logs import read_training_logs
 from san_plugin.study.options import StudyError
-from san_plugin.study.plan import check_networks, network_opt, options_digest, plan_runs, training_options
+from san_plugin.study.plan import Run, check_networks, network_opt, options_digest, plan_runs, training_options
+from san_plugin.study.progress import Progress, clock
 from san_plugin.study.report import write_report
 
 OUTPUT_TAIL = 40
+FAILURE_TAIL = 15
+# Training processes started by this process, so that a stopped study stops all of them (see stop_children).
+_CHILDREN = set()
+_CHILDREN_LOCK = threading.Lock()
+_STOPPING = threading.Event()
+# One evaluation at a time in a process: its thread count (torch's is process-wide) and latency are its own.
+_EVALUATION = threading.Lock()
+
+
+class StudyFailed(RuntimeError):
+    """Some runs failed; the others finished. The message names each failed run, its log file and last lines."""
 
 
 def prepare_data(study, log=print):
@@ -66,46 +86,44 @@ def eval_device():
     return 'cuda' if torch.cuda.is_available() else 'cpu'
 
 
-class Progress:
-    """Console progress of a study: one line per logged iteration (network, seed, iteration, loss, ETA)."""
+@dataclass
+class RunTask:
+    """Everything a worker (a thread here or a SLURM job) needs to turn one planned run into its record.
 
-    def __init__(self, total_runs, log=print):
-        self.total_runs = total_runs
-        self.done = 0
-        self.durations = []
-        self.log = log
+    Attributes:
+        study (Study): The study.
+        run (Run): The run.
+        options (dict): Its BasicSR options.
+        digest (str): Their fingerprint (see :func:`san_plugin.study.plan.options_digest`).
+        datasets (list[DatasetSpec]): The test sets.
+        cwd (str): The study's working directory (BasicSR's ``experiments/`` and relative paths).
+        evaluate (bool): Evaluate where it trained (else the dispatcher does, see ``evaluate: local``).
+    """
 
-    def study_eta(self, run_eta_seconds):
-        """Seconds left in the study: this run's ETA plus the mean duration of the runs trained so far per run left."""
-        left = self.total_runs - self.done - 1
-        if not self.durations or run_eta_seconds is None:
-            return None
-        return run_eta_seconds + left * sum(self.durations) / len(self.durations)
+    study: object
+    run: Run
+    options: dict
+    digest: str
+    datasets: list
+    cwd: str
+    evaluate: bool = True
 
-    def line(self, run, total_iter, record):
-        """Log one iteration record of ``run`` (see :func:`san_plugin.study.logs.parse_iteration_line`)."""
-        loss = ', '.join(f'{k} {v:.4f}' for k, v in record['losses'].items()) or '-'
-        eta = _seconds(record['eta'])
-        study = self.study_eta(eta)
-        study_text = f', study ETA {_clock(study)}' if study is not None else ''
-        self.log(
-            f'[{self.done + 1}/{self.total_runs}] {run.network} x{run.scale} seed {run.seed}: '
-            f'iter {record["iter"]}/{total_iter}, {loss}, ETA {_clock(eta) if eta is not None else "-"}{study_text}'
-        )
+    @property
+    def record_path(self):
+        return Path(self.cwd) / self.study.out / 'runs' / f'{self.run.name}.json'
 
+    @property
+    def options_path(self):
+        return Path(self.cwd) / self.study.out / 'options' / f'{self.run.name}.yml'
 
-def _seconds(eta):
-    if not eta:
-        return None
-    parts = eta.strip().split(', ')
-    days = int(parts[0].split()[0]) if len(parts) == 2 else 0
-    h, m, s = (int(float(v)) for v in parts[-1].split(':'))
-    return max(days * 86400 + h * 3600 + m * 60 + s, 0)
+    @property
+    def log_path(self):
+        """Everything its training processes printed, every attempt appended."""
+        return Path(self.cwd) / self.study.out / 'logs' / f'{self.run.name}.log'
 
-
-def _clock(seconds):
-    seconds = int(seconds)
-    return f'{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}'
+    @property
+    def experiment_dir(self):
+        return Path(self.cwd) / 'experiments' / self.run.name
 
 
 def thread_env(threads):
@@ -132,7 +150,12 @@ def stream_process(command, env, on_line):
         tuple[int, list[str]]: Exit code and the last ``OUTPUT_TAIL`` lines.
     """
     tail = collections.deque(maxlen=OUTPUT_TAIL)
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as process:
+    with _CHILDREN_LOCK:
+        if _STOPPING.is_set() and threading.current_thread() is not threading.main_thread():
+            raise RuntimeError('the study is stopping')  # a worker of a stopped study starts nothing new
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        _CHILDREN.add(process)
+    with process:
         try:
             for line in process.stdout:
                 tail.append(line.rstrip())
@@ -140,7 +163,18 @@ def stream_process(command, env, on_line):
         except BaseException:
             process.terminate()
             raise
+        finally:
+            with _CHILDREN_LOCK:
+                _CHILDREN.discard(process)
     return process.returncode, list(tail)
+
+
+def stop_children():
+    """Terminate every training process this process started (a stopped study; each resumes next time)."""
+    with _CHILDREN_LOCK:
+        _STOPPING.set()
+        for process in _CHILDREN:
+            process.terminate()
 
 
 def stop_on_sigterm():
@@ -148,30 +182,100 @@ def stop_on_sigterm():
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
-def train_run(run, options_path, total_iter, progress, threads=None):
-    """Train one run with ``python -m basicsr.train -opt OPTIONS --auto_resume``, printing its progress.
+def train(task, env=None, threads=None, launcher=None, in_job=False):
+    """Train one run: ``python -m basicsr.train -opt OPTIONS --auto_resume``, its output appended to its log file.
+
+    Args:
+        task (RunTask): The run.
+        env (dict | None): Variables for the training process (its GPUs). Default: None.
+        threads (int | None): Its CPU threads (default: the study's ``threads``).
+        launcher (str | None): BasicSR's ``--launcher`` (``slurm`` for DDP inside a SLURM job). Default: None.
+        in_job (bool): It runs in a SLURM job. Default: False.
 
     Raises:
-        RuntimeError: The training failed; the message holds the end of its output.
+        RunFailed: The training failed; names the log file and holds its last lines.
+        TrainingStopped: In a SLURM job, a signal killed the training (the job is being cancelled).
     """
-    command = [sys.executable, '-m', 'basicsr.train', '-opt', str(options_path), '--auto_resume']
-    env = {**thread_env(threads), 'PYTHONUNBUFFERED': '1'}
+    command = [sys.executable, '-m', 'basicsr.train', '-opt', str(task.options_path), '--auto_resume']
+    env = {**thread_env(threads or task.study.threads), 'PYTHONUNBUFFERED': '1', **(env or {})}
+    if launcher:
+        command += ['--launcher', launcher]
+        if 'SLURM_JOB_ID' in os.environ:  # every task of the job picks the same port, other jobs on the node others
+            env.setdefault('MASTER_PORT', str(20000 + int(os.environ['SLURM_JOB_ID']) % 20000))
+    task.log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(task.log_path, 'a', encoding='utf-8') as log:
+        log.write(f'==== {time.strftime("%Y-%m-%d %H:%M:%S")} {" ".join(command)}\n')
+        log.flush()
 
-    def show_progress(line):
-        record = parse_iteration_line(line)
-        if record is not None:
-            progress.line(run, total_iter, record)
+        def write(line):
+            log.write(line + '\n')
+            log.flush()
 
-    returncode, tail = stream_process(command, env, show_progress)
+        returncode, tail = stream_process(command, env, write)
+    if returncode < 0 and in_job:
+        raise TrainingStopped(f'training of {task.run.name} killed by signal {-returncode}')
     if returncode != 0:
-        output = '\n'.join(tail)
-        raise RuntimeError(
-            f'training {run.name} failed (exit code {returncode}): {" ".join(command)}\n{output}\n'
-            f'log: experiments/{run.name}/'
-        )
+        raise RunFailed(task.run.name, f'training exited with code {returncode}', task.log_path, tail[-FAILURE_TAIL:])
 
 
-def evaluate_run(study, run, weights, datasets):
+def evaluate(task, device=None, threads=None):
+    """The record of a trained run: its evaluation on every test set and its training logs (not written yet)."""
+    weights = task.experiment_dir / 'models' / 'net_g_latest.pth'
+    study = task.study
+    with _EVALUATION:
+        rows = evaluate_run(study, task.run, weights, task.datasets, device, threads)
+    record = {
+        **asdict(task.run),
+        'options_digest': task.digest,
+        'weights': str(Path('experiments') / task.run.name / 'models' / 'net_g_latest.pth'),
+        'rows': rows,
+        'training': read_training_logs(task.experiment_dir),
+    }
+    return record
+
+
+def produce_record(task, env=None, device=None, threads=None, launcher=None, in_job=False):
+    """Turn one planned run into its record: train it (resuming), then evaluate it and write its record file.
+
+    Runs where the executor puts it: in a thread of this process or in a SLURM job (every task of a DDP job calls
+    it; the first one evaluates).
+
+    Args:
+        task (RunTask): The run.
+        env (dict | None): Variables for the training process (e.g. ``CUDA_VISIBLE_DEVICES``). Default: None.
+        device (str | None): Where to evaluate (default: the GPU when there is one).
+        threads (int | None): CPU threads of training and evaluation (default: the study's ``threads``).
+        launcher (str | None): BasicSR's ``--launcher`` for DDP. Default: None.
+        in_job (bool): It runs in a SLURM job (a training killed by a signal then leaves no result, see
+            :class:`san_plugin.study.execution.TrainingStopped`). Default: False.
+
+    Returns:
+        dict | RunFailed | None: The record (without ``rows`` when ``task.evaluate`` is False); a RunFailed when
+        training or evaluation failed; None in the other tasks of a DDP job.
+    """
+    started = time.time()
+    if os.getcwd() != task.cwd:  # a SLURM job: relative paths are the dispatcher's
+        os.chdir(task.cwd)
+    try:
+        options = yaml.safe_dump(task.options, sort_keys=False)
+        write_atomic(task.options_path, options)
+        train(task, env, threads, launcher, in_job)
+        if int(os.environ.get('SLURM_PROCID', '0')) != 0 and launcher:
+            return None
+        if not task.evaluate:
+            return {'wall_s': time.time() - started}
+        record = evaluate(task, device, threads or task.study.threads)
+    except RunFailed as error:
+        return error
+    except Exception as error:  # noqa: BLE001  (one broken run must not stop the others)
+        lines = traceback.format_exc().splitlines()[-FAILURE_TAIL:]
+        return RunFailed(task.run.name, f'{type(error).__name__}: {error}', task.log_path, lines)
+    record['wall_s'] = time.time() - started
+    write_json(task.record_path, record)
+    return record
+
+
+def evaluate_run(study, run, weights, datasets, device=None, threads=None):
     """PSNR/SSIM, parameters, FLOPs and latency of a trained run on every test set (the quality benchmark's code)."""
     spec = ModelSpec(run.network, network_opt(study, run.network, run.scale), str(weights), f'networks.{run.network}')
     config = QualityConfig(
@@ -179,8 +283,8 @@ def evaluate_run(study, run, weights, datasets):
         datasets=datasets,
         scales=[run.scale],
         out=str(study.out),
-        device=eval_device(),
-        threads=study.threads,
+        device=device or eval_device(),
+        threads=threads or study.threads,
         flops_input=study.flops_input,
     )
     rows, _ = run_quality(config, show_progress=False)
@@ -254,45 +358,62 @@ def run_study(study, log=print):
 
     Returns:
         dict: The report (see :func:`san_plugin.study.report.build_report`).
+
+    Raises:
+        StudyError: A key of the study is wrong (checked before any training).
+        StudyFailed: Some runs failed; every other run was trained and recorded (the same command again retries
+            the failed ones only).
     """
     started = time.time()
     params = check_networks(study)
+    executor = make_executor(study, log)
     runs = plan_runs(study)
     lmdbs, datasets = prepare_data(study, log)
     val_set = next(d for d in datasets if d.name == study.val_dataset)
     records_dir = study.out / 'runs'
-    progress = Progress(len(runs), log)
-    records = []
+    evaluate_in_job = study.execution is None or study.execution.evaluate == 'job'
+    records, tasks = {}, []
     for run in runs:
         options = training_options(study, run, lmdbs, val_set)
-        digest = options_digest(options)
-        record_path = records_dir / f'{run.name}.json'
-        record = read_record(record_path, digest, run.name, study.source)
+        if executor.processes_per_run > 1:  # DDP: the same total batch as one process would train
+            train_set = options['datasets']['train']
+            train_set['batch_size_per_gpu'] = study.train['batch_size'] // executor.processes_per_run
+        task = RunTask(study, run, options, options_digest(options), datasets, os.getcwd(), evaluate_in_job)
+        record = read_record(records_dir / f'{run.name}.json', task.digest, run.name, study.source)
         if record is None:
-            options_path = study.out / 'options' / f'{run.name}.yml'
-            write_atomic(options_path, yaml.safe_dump(options, sort_keys=False))
-            run_started = time.time()
-            train_run(run, options_path, study.train['total_iter'], progress, study.threads)
-            weights = Path('experiments') / run.name / 'models' / 'net_g_latest.pth'
-            log(f'evaluating {run.name}')
-            record = {
-                **asdict(run),
-                'options_digest': digest,
-                'weights': str(weights),
-                'rows': evaluate_run(study, run, weights, datasets),
-                'training': read_training_logs(Path('experiments') / run.name),
-            }
-            record['wall_s'] = time.time() - run_started
-            write_json(record_path, record)
-            progress.durations.append(record['wall_s'])
+            tasks.append(task)
         else:
-            log(f'[{progress.done + 1}/{len(runs)}] {run.name}: finished before, skipped')
-        progress.done += 1
-        records.append(record)
+            log(f'[{len(records) + 1}/{len(runs)}] {run.name}: finished before, skipped')
+            records[run.name] = record
+    failures = []
+    if tasks:
+        log(f'training {len(tasks)} run(s): {executor.describe}')
+    _STOPPING.clear()
+    progress = Progress(tasks, len(runs), len(records), study.train['total_iter'], _parallel(executor, tasks), log)
+    try:
+        with progress:
+            for task, outcome in executor.records(produce_record, tasks):
+                if isinstance(outcome, dict) and 'rows' not in outcome:  # evaluate: local
+                    outcome = _evaluate_here(task, outcome)
+                progress.finished(task, outcome.get('wall_s') if isinstance(outcome, dict) else None)
+                if isinstance(outcome, RunFailed):
+                    log(f'{outcome}')
+                    failures.append(outcome)
+                else:
+                    records[task.run.name] = outcome
+    except BaseException:
+        stop_children()
+        raise
+    if failures:
+        raise StudyFailed(
+            f'{study.source}: {len(failures)} of {len(runs)} run(s) failed; the others are recorded. Run the same '
+            'command again to retry the failed ones (finished runs are kept).\n' + '\n'.join(map(str, failures))
+        )
+    records = [records[run.name] for run in runs]
     memory = {}
     for network in study.networks:
         for scale in study.scales:
-            log(f'peak memory of {network} x{scale} (fresh processes)')
+            log(f'peak memory of {network} x{scale} (fresh processes, one at a time)')
             path = records_dir / f'memory_{network}_x{scale}.json'
             key = {'network_g': network_opt(study, network, scale), 'memory_input': study.memory_input,
                    'batch_size': study.train['batch_size'], 'gt_size': study.train['gt_size']}  # fmt: skip
@@ -303,5 +424,22 @@ def run_study(study, log=print):
         key = [asdict(d) for d in datasets]
         bicubic += cached(path, key, lambda s=scale: evaluate_bicubic(study, s, datasets))
     report = write_report(study, records, bicubic, memory, params)
-    log(f'study {study.name} finished in {_clock(time.time() - started)}; report in {study.out}')
+    log(f'study {study.name} finished in {clock(time.time() - started)}; report in {study.out}')
     return report
+
+
+def _parallel(executor, tasks):
+    cap = getattr(executor, 'max_parallel', None) or getattr(executor, 'cap', None) or len(tasks)
+    return max(min(cap, len(tasks)), 1)
+
+
+def _evaluate_here(task, trained):
+    """``evaluate: local``: evaluate on this machine a run that a job trained, and write its record."""
+    try:
+        record = evaluate(task)
+    except Exception as error:  # noqa: BLE001
+        return RunFailed(task.run.name, f'evaluation failed: {type(error).__name__}: {error}', task.log_path,
+                         traceback.format_exc().splitlines()[-FAILURE_TAIL:])  # fmt: skip
+    record['wall_s'] = trained.get('wall_s')
+    write_json(task.record_path, record)
+    return record
