@@ -41,21 +41,19 @@ def write_images(folder, count, size, seed):
     return folder
 
 
-@pytest.fixture
-def tiny_study(tmp_path):
-    """A valid tiny study mapping: two networks, one seed, four iterations, data made in ``tmp_path``."""
-    train = write_images(tmp_path / 'train_hr', 2, (96, 96), 0)
-    test = write_images(tmp_path / 'test_hr', 2, (40, 48), 1)
+def study_options(tmp_path, out, data_root, test_size=(40, 48), **train):
+    """A valid tiny study mapping: SAN and RCAN, one seed, four iterations (``train`` keys change them), training and
+    test images made in ``tmp_path``; ``out`` and ``data_root`` as the study file gives them."""
     return {
         'name': 'tiny',
-        'out': str(tmp_path / 'report'),
-        'data_root': str(tmp_path / 'datasets'),
+        'out': out,
+        'data_root': data_root,
         'scales': [2],
         'seeds': [0],
         'threads': 1,
         'networks': {'SAN': dict(TINY_SAN), 'RCAN': dict(TINY_RCAN)},
         'train': {
-            'data': str(train),
+            'data': str(write_images(tmp_path / 'train_hr', 2, (96, 96), 0)),
             'crop_size': 48,
             'step': 48,
             'gt_size': 32,
@@ -64,9 +62,20 @@ def tiny_study(tmp_path):
             'val_freq': 2,
             'print_freq': 2,
             'save_checkpoint_freq': 2,
+            **train,
         },
-        'test': {'datasets': {'Tiny': {'images': str(test)}}, 'flops_input': [16, 16], 'memory_input': 16},
+        'test': {
+            'datasets': {'Tiny': {'images': str(write_images(tmp_path / 'test_hr', 2, test_size, 1))}},
+            'flops_input': [16, 16],
+            'memory_input': 16,
+        },
     }
+
+
+@pytest.fixture
+def tiny_study(tmp_path):
+    """A valid tiny study mapping (see :func:`study_options`) with its outputs in ``tmp_path``."""
+    return study_options(tmp_path, str(tmp_path / 'report'), str(tmp_path / 'datasets'))
 
 
 def changed(study, path, value):

@@ -2,7 +2,6 @@
 local runs, and (slow) a tiny study with two runs at once giving the records of one at a time, a failing run that
 does not stop the other, and the same command again training only the failed run."""
 
-import importlib.util
 import json
 import os
 import signal
@@ -15,7 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, load_tool
 from test_compare import TINY_RCAN, changed, tiny_study  # noqa: F401  (tiny_study is a fixture)
 
 from san_plugin.study import progress as progress_module
@@ -24,13 +23,6 @@ from san_plugin.study.options import StudyError, override_max_parallel, parse_st
 from san_plugin.study.plan import Run
 from san_plugin.study.progress import Progress
 from san_plugin.study.runner import StudyFailed, run_study
-
-
-def load_compare_tool():
-    spec = importlib.util.spec_from_file_location('compare_tool', REPO_ROOT / 'tools' / 'compare.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize(
@@ -79,7 +71,7 @@ def test_slurm_block_defaults_and_time(tiny_study):  # noqa: F811
 def test_max_parallel_on_the_command_line_is_checked(tiny_study, tmp_path, capsys):  # noqa: F811
     path = tmp_path / 'study.yml'
     path.write_text(json.dumps(tiny_study))
-    assert load_compare_tool().main(['-opt', str(path), '--max-parallel', '0']) == 2
+    assert load_tool('compare').main(['-opt', str(path), '--max-parallel', '0']) == 2
     assert 'error: --max-parallel: expected an integer >= 1, got 0' in capsys.readouterr().err
     assert not (tmp_path / 'report').exists()
 
@@ -192,7 +184,7 @@ def test_a_failed_run_does_not_stop_the_others_and_is_retried_alone(tiny_study, 
     broken = changed(tiny_study, ('networks', 'RCAN', 'num_in_ch'), 1)  # builds, but fails on RGB patches
     path = tmp_path / 'study.yml'
     path.write_text(json.dumps({**broken, 'max_parallel': 2}))
-    compare = load_compare_tool()
+    compare = load_tool('compare')
     assert compare.main(['-opt', str(path)]) == 1
     error = capsys.readouterr().err
     log = tmp_path / 'report' / 'logs' / 'tiny_RCAN_x2_s0.log'

@@ -14,7 +14,7 @@ import time
 
 import pytest
 from conftest import REPO_ROOT
-from test_compare import TINY_RCAN, TINY_SAN, write_images
+from test_compare import TINY_RCAN, study_options
 
 from san_plugin.study.options import StudyError, parse_study
 from san_plugin.study.report import CSV_COLUMNS
@@ -25,32 +25,12 @@ RUNS = [f'tiny_{network}_x2_s{seed}' for network in ('SAN', 'RCAN') for seed in 
 
 
 def slurm_study(tmp_path, **slurm):
-    """2 networks x 2 seeds, 200 iterations of 2 patches of 16x16 LR (a few seconds each), one CPU per job."""
-    train = write_images(tmp_path / 'train_hr', 2, (96, 96), 0)
-    test = write_images(tmp_path / 'test_hr', 2, (32, 40), 1)
-    return {
-        'name': 'tiny',
-        'out': 'report',
-        'data_root': 'datasets',
-        'scales': [2],
-        'seeds': [0, 1],
-        'threads': 1,
-        'networks': {'SAN': dict(TINY_SAN), 'RCAN': dict(TINY_RCAN)},
-        'train': {
-            'data': str(train),
-            'crop_size': 48,
-            'step': 48,
-            'gt_size': 32,
-            'batch_size': 2,
-            'total_iter': 200,
-            'val_freq': 100,
-            'print_freq': 20,
-            'save_checkpoint_freq': 20,
-        },  # fmt: skip
-        'test': {'datasets': {'Tiny': {'images': str(test)}}, 'flops_input': [16, 16], 'memory_input': 16},
-        'executor': 'slurm',
-        'slurm': {'gpus_per_run': 0, 'time': 10, 'poll_s': 1, **slurm},
-    }
+    """2 networks x 2 seeds, 200 iterations of 2 patches of 16x16 LR (a few seconds each), one CPU per job; paths
+    relative to the dispatcher's working directory, which the jobs share."""
+    study = study_options(tmp_path, 'report', 'datasets', test_size=(32, 40), total_iter=200, val_freq=100,
+                          print_freq=20, save_checkpoint_freq=20)  # fmt: skip
+    study.update(seeds=[0, 1], executor='slurm', slurm={'gpus_per_run': 0, 'time': 10, 'poll_s': 1, **slurm})
+    return study
 
 
 def wait_for(condition, timeout, what):

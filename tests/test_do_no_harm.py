@@ -83,6 +83,11 @@ CASES = {
 }
 
 
+# BasicSR alone fails to resume on CPU in ``basicsr.train.load_resume_state`` (``torch.cuda.current_device()``), before
+# any model or network is built, so one case shows it for all.
+NO_CPU_RESUME_CASE = 'SRModel-MSRResNet'
+
+
 @pytest.fixture(scope='module')
 def basicsr_copy(tmp_path_factory):
     """A copy of the installed BasicSR in a folder named ``site-packages``, to put first on ``PYTHONPATH``."""
@@ -175,8 +180,9 @@ def test_basicsr_networks_train_and_resume_identically_with_the_plugin(name, tmp
 
     # Difference 2: BasicSR alone cannot resume on CPU; the plugin resumes as BasicSR's own code does on a GPU.
     resume = [*train, '--auto_resume', '--force_yml', 'train:total_iter=6']
-    proc = run_python(resume, cwd=basicsr_copy, env={**env, **ALONE})
-    assert proc.returncode != 0 and 'Found no NVIDIA driver' in proc.stderr, describe(proc)
+    if name == NO_CPU_RESUME_CASE:
+        proc = run_python(resume, cwd=basicsr_copy, env={**env, **ALONE})
+        assert proc.returncode != 0 and 'Found no NVIDIA driver' in proc.stderr, describe(proc)
     proc = run_python([HELPERS / 'basicsr_cuda_on_cpu.py', *resume[2:]], cwd=basicsr_copy, env={**env, **ALONE})
     assert proc.returncode == 0, describe(proc)
     proc = run_python(resume, cwd=plugin_dir, env=env)
