@@ -47,6 +47,19 @@ def load_fixture(name):
     return torch.load(require_shared('fixtures', name), weights_only=True)
 
 
+@pytest.fixture(scope='session', autouse=True)
+def _inductor_cache_of_this_run(tmp_path_factory):
+    """Give the run an empty Inductor cache of its own, shared by its xdist workers.
+
+    torch.compile's Inductor keeps compiled kernels on disk (``/tmp/torchinductor_<user>`` by default), so a machine
+    that ran the suite before would compile far less than a fresh one; the run's own cache (in the run's base
+    temporary folder, which pytest removes after a few runs) keeps its time what a fresh machine takes.
+    """
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get('PYTEST_XDIST_WORKER') else base
+    os.environ['TORCHINDUCTOR_CACHE_DIR'] = str(root / 'inductor_cache')
+
+
 @pytest.fixture(autouse=True)
 def _deterministic_cpu():
     torch.manual_seed(0)

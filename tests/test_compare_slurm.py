@@ -75,11 +75,20 @@ def test_study_through_slurm_survives_a_killed_dispatcher_and_a_scancel(slurm_cl
         first.wait()
     submitted = {run: job_ids(tmp_path, run) for run in RUNS}
     assert sorted(map(len, submitted.values())) == [0, 1, 1, 1], (tmp_path / 'dispatcher1.out').read_text()
+    # Keep the three jobs unfinished until the new dispatcher has found them, however slow its start: SLURM
+    # suspends the running ones and holds the queued one (each command fails on jobs of the other kind).
+    jobs = [ids[0] for ids in submitted.values() if ids]
+    for action in ('suspend', 'hold'):
+        for job in jobs:
+            subprocess.run(['scontrol', action, job], env=env, capture_output=True, check=False)
 
     output_path = tmp_path / 'dispatcher2.out'
     with open(output_path, 'w') as out:
         second = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
         wait_for(lambda: output_path.read_text().count('re-attached') == 3, 120, 're-attachment')
+        for action in ('resume', 'release'):
+            for job in jobs:
+                subprocess.run(['scontrol', action, job], env=env, capture_output=True, check=False)
         # scancel a run seen with a checkpoint and not finished yet: it must resume from that checkpoint
         victim = wait_for(
             lambda: next((r for r in RUNS if state_files(tmp_path, r) and not (tmp_path / 'experiments' / r /

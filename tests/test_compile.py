@@ -34,6 +34,7 @@ def tiny_san(num_group=2):
     return net
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('size', [(16, 16), (13, 17)])
 def test_full_graph_for_a_fixed_shape_in_training_and_inference(size):
     net = tiny_san()
@@ -50,6 +51,7 @@ def test_full_graph_for_a_fixed_shape_in_training_and_inference(size):
     assert recorder.graphs == 2  # eval mode is another graph (no graph break: fullgraph would raise)
 
 
+@pytest.mark.slow
 def test_changing_sizes_reuse_a_bounded_number_of_graphs():
     """Graphs are dynamic in height and width. Only PyTorch's guards on the element count of convolutions (classes
     below 20480 elements) add graphs for small inputs; above them one graph serves every size. One group has every

@@ -50,7 +50,7 @@ def network_from_printed_block(output):
 CASES = [
     pytest.param('san_x4_g2b2.pt', 'SAN', 4, id='SAN-x4'),
     pytest.param('san_x3_g2b2.pt', 'SAN', 3, id='SAN-x3'),
-    pytest.param('drln_x4_full.pt', 'DRLN', 4, id='DRLN-x4'),
+    pytest.param('drln_x4_full.pt', 'DRLN', 4, id='DRLN-x4', marks=pytest.mark.slow),  # 35 M parameters
 ]
 
 
@@ -98,7 +98,7 @@ def test_networks_without_an_authors_format_are_refused_on_the_way_out(
     assert sorted(p.name for p in tmp_path.iterdir()) == ['ours.pth']
 
 
-@pytest.mark.parametrize('name', ['san_x4_g2b2.pt', 'drln_x4_full.pt'])
+@pytest.mark.parametrize('name', ['san_x4_g2b2.pt', pytest.param('drln_x4_full.pt', marks=pytest.mark.slow)])
 def test_to_original_round_trip_is_exact(tmp_path, convert_tool, name):
     _, weights, src = authors_file(tmp_path, name)
     ours, back = tmp_path / 'ours.safetensors', tmp_path / 'back.pt'

@@ -19,6 +19,7 @@ sys.path.insert(0, str(REPO_ROOT / 'tools'))
 import benchmark  # noqa: E402
 
 
+@pytest.mark.slow  # float16 has no fast CPU kernels: the full-size networks take seconds per input
 @pytest.mark.parametrize('name', ['san_x4_g2b2.pt', 'san_x3_g2b2.pt', 'san_x4_full.pt', 'drln_x4_full.pt'])
 def test_float16_autocast_is_finite_and_close_on_fixture_inputs(name):
     fixture, weights = fixture_and_weights(name)

@@ -48,6 +48,7 @@ def tiny_san(**kwargs):
     return net.eval()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     'name',
     ['san_x4_g2b2.pt', 'san_x3_g2b2.pt', 'drln_x4_full.pt', pytest.param('san_x4_full.pt', marks=pytest.mark.slow)],
@@ -66,6 +67,7 @@ def test_fixture_networks_match_authors_outputs_and_pytorch_at_odd_sizes(name, t
         assert (output - expected).abs().max().item() < 1e-4
 
 
+@pytest.mark.slow
 def test_san_graph_follows_the_input_size_in_every_size_dependent_step(tmp_path):
     """Unequal regions (odd sides) and the SOCA statistics crop (sides over 12 here) at sizes other than the traced;
     one group holds every size-dependent step (and exports in half the time of two)."""
@@ -74,12 +76,14 @@ def test_san_graph_follows_the_input_size_in_every_size_dependent_step(tmp_path)
     assert max(differences.values()) < 1e-4
 
 
+@pytest.mark.slow
 def test_rcan(tmp_path):
     net = RCAN(3, 3, num_feat=16, num_group=2, num_block=1, squeeze_factor=4, upscale=3).eval()
     differences = export_onnx(net, tmp_path / 'rcan.onnx', check_sizes=[(16, 16), (11, 7)])
     assert max(differences.values()) < 1e-4
 
 
+@pytest.mark.slow
 def test_failed_check_leaves_no_file(tmp_path, monkeypatch):
     """Whatever the network (the smallest RCAN exports fastest): a failed check removes the file it had written."""
     monkeypatch.setattr(onnx_export, 'compare_with_onnxruntime', lambda path, net, sizes: {(8, 8): 0.5})

@@ -63,6 +63,7 @@ def hr_folder(tmp_path):
     return write_images(tmp_path / 'HR', [(96, 80)] * 6)
 
 
+@pytest.mark.slow  # two pools of two spawned workers, each importing torch and BasicSR
 def test_train_writes_basicsr_layout_and_keys(hr_folder, tmp_path):
     paths = prepare_train(hr_folder, name='Tiny', output_root=tmp_path / 'datasets', workers=2, **SMALL)
     root = tmp_path / 'datasets' / 'Tiny'

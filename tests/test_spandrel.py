@@ -65,6 +65,7 @@ def claimed_by(registry, state_dict):
     return [support.architecture.id for support in registry.architectures('detection') if support.detect(state_dict)]
 
 
+@pytest.mark.slow
 def test_importing_san_plugin_does_not_import_spandrel():
     code = 'import sys, san_plugin; assert "spandrel" not in sys.modules, "spandrel imported"'
     subprocess.run([sys.executable, '-c', code], check=True, cwd=REPO_ROOT)
@@ -156,6 +157,7 @@ def state_dicts_of_every_shape():
     return cases + [(arch, config, network(**config).state_dict()) for arch, network, config in OURS_ONLY]
 
 
+@pytest.mark.slow
 def test_every_scale_width_and_depth_is_detected_and_loaded():
     san_spandrel.install()
     base = base_registry()

@@ -8,6 +8,8 @@ import json
 import pytest
 from helpers.workflow import describe, run_python
 
+pytestmark = pytest.mark.slow  # each case starts a fresh interpreter (about 7 s of imports)
+
 # What a program sees of the plugin after ``import basicsr``: printed as JSON by the child process.
 PROBE = """
 import json, sys, warnings

@@ -38,6 +38,7 @@ from san_plugin.study.options import StudyError
 from san_plugin.study.plan import Run, check_networks, network_opt, options_digest, plan_runs, training_options
 from san_plugin.study.progress import Progress, clock
 from san_plugin.study.report import write_report
+from san_plugin.utils.threads import torch_threads
 
 OUTPUT_TAIL = 40
 FAILURE_TAIL = 15
@@ -45,8 +46,6 @@ FAILURE_TAIL = 15
 _CHILDREN = set()
 _CHILDREN_LOCK = threading.Lock()
 _STOPPING = threading.Event()
-# One evaluation at a time in a process: its thread count (torch's is process-wide) and latency are its own.
-_EVALUATION = threading.Lock()
 
 
 class StudyFailed(RuntimeError):
@@ -222,8 +221,7 @@ def evaluate(task, device=None, threads=None):
     """The record of a trained run: its evaluation on every test set and its training logs (not written yet)."""
     weights = task.experiment_dir / 'models' / 'net_g_latest.pth'
     study = task.study
-    with _EVALUATION:
-        rows = evaluate_run(study, task.run, weights, task.datasets, device, threads)
+    rows = evaluate_run(study, task.run, weights, task.datasets, device, threads)
     record = {
         **asdict(task.run),
         'options_digest': task.digest,
@@ -391,7 +389,9 @@ def run_study(study, log=print):
     _STOPPING.clear()
     progress = Progress(tasks, len(runs), len(records), study.train['total_iter'], _parallel(executor, tasks), log)
     try:
-        with progress:
+        # Runs evaluated in this process at once (one per concurrent run) share torch's process-wide thread count:
+        # set it to the study's for the whole loop, so that each evaluation's own setting changes nothing.
+        with progress, torch_threads(study.threads):
             for task, outcome in executor.records(produce_record, tasks):
                 if isinstance(outcome, dict) and 'rows' not in outcome:  # evaluate: local
                     outcome = _evaluate_here(task, outcome)
