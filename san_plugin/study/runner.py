@@ -262,7 +262,7 @@ def produce_record(task, env=None, device=None, threads=None, launcher=None, in_
             return None
         if not task.evaluate:
             return {'wall_s': time.time() - started}
-        record = evaluate(task, device, threads or task.study.threads)
+        record = evaluate(task, device, threads)
     except RunFailed as error:
         return error
     except Exception as error:  # noqa: BLE001  (one broken run must not stop the others)
