@@ -16,7 +16,8 @@ depth; in BasicSR's key names also every SAN ablation variant (``channel_attenti
 They are added after spandrel's own architectures and claim a state dict only when its complete key set is a SAN's
 (or a DRLN's), so no file of another architecture changes hands. spandrel passes the architectures the tensors
 only, never a file's recorded configuration: settings that the tensors do not show (SAN's ``img_range``,
-``nonlocal_grid``, ``soca_crop``, ``soca_iter``; DRLN's ``img_range``) take the arch defaults, which are the authors'.
+``nonlocal_grid``, ``soca_crop``, ``soca_iter``; DRLN's ``img_range``, ``upsample_relu``) take the arch defaults,
+which are the authors'.
 
 Importing ``san_plugin`` never imports this module or spandrel.
 """

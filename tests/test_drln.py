@@ -235,3 +235,32 @@ def test_shallower_drln_has_no_authors_format_but_loads_as_ours(tmp_path):
 def test_bad_cascade_sizes_name_the_argument(sizes):
     with pytest.raises(ValueError, match='cascade_sizes'):
         DRLN(**TINY, cascade_sizes=sizes)
+
+
+def test_upsampler_without_relu_keeps_the_keys_and_changes_only_the_upsampler(tmp_path):
+    path = tmp_path / 'drln.yml'
+    path.write_text(yaml.dump({'network_g': {'type': 'DRLN', 'upscale': 4, **SHALLOW, 'upsample_relu': False}}))
+    with open(path) as f:
+        opt = yaml.load(f, Loader=ordered_yaml()[0])
+    check_network_options(opt)
+    plain, authors = build_network(opt['network_g']), DRLN(upscale=4, **SHALLOW)
+    assert [type(m).__name__ for m in plain.upsample] == ['Conv2d', 'Identity', 'PixelShuffle'] * 2
+    assert [type(m).__name__ for m in authors.upsample] == ['Conv2d', 'ReLU', 'PixelShuffle'] * 2
+    assert list(plain.state_dict()) == list(authors.state_dict())
+    authors.load_state_dict(plain.state_dict())
+    lq = torch.rand(1, 3, 5, 6)
+    head = {}
+    plain.upsample[0].register_forward_hook(lambda module, inputs, out: head.update(conv=out.clone()))
+    assert head.get('conv') is None
+    out = plain(lq)
+    assert head['conv'].min() < 0  # what the authors' ReLU would have cut reaches the next layer
+    with torch.no_grad():
+        assert not torch.allclose(out, authors(lq))
+    out.abs().mean().backward()
+    assert [name for name, p in plain.named_parameters() if p.grad is None] == []
+
+
+@pytest.mark.parametrize('value', ['false', 0, None])
+def test_upsample_relu_must_be_a_bool(value):
+    with pytest.raises(ValueError, match=f'upsample_relu must be true or false, got {value!r}'):
+        DRLN(**TINY, upsample_relu=value)

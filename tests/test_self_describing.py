@@ -284,3 +284,14 @@ def test_to_original_says_what_the_authors_format_cannot_hold(tmp_path):
         'img_range=255.0, nonlocal_grid=2, soca_crop=1000, soca_iter=5 unless told otherwise' in summary['notes']
     )
     assert 'network_config' not in torch.load(back, weights_only=True)  # a bare state dict
+
+
+def test_to_original_names_a_drln_upsampler_without_relu(tmp_path):
+    opt = {'type': 'DRLN', 'num_feat': 8, 'squeeze_factor': 4, 'upscale': 2, 'upsample_relu': False}
+    src, back = tmp_path / 'drln.pth', tmp_path / 'DRLN_BIX2.pt'
+    save_weights_file(build_network(opt).state_dict(), src, record=network_record(opt))
+    summary = convert_file(src, back, to_original=True)
+    assert (
+        "the authors' format cannot hold upsample_relu=False: their code assumes upsample_relu=True unless told "
+        'otherwise' in summary['notes']
+    )

@@ -140,15 +140,17 @@ class UpsampleReLU(nn.Sequential):
     Args:
         scale (int): 2, 3, 4 or 8.
         num_feat (int): Channel number of the features.
+        relu (bool): The ReLU after each conv (the authors'); without it, an identity keeps the layer indices and so
+            the state-dict keys. Default: True.
     """
 
-    def __init__(self, scale, num_feat):
+    def __init__(self, scale, num_feat, relu=True):
         factors = [3] if scale == 3 else [2] * (scale.bit_length() - 1)
         layers = []
         for factor in factors:
             layers += [
                 nn.Conv2d(num_feat, factor**2 * num_feat, 3, 1, 1),
-                nn.ReLU(inplace=True),
+                nn.ReLU(inplace=True) if relu else nn.Identity(),
                 nn.PixelShuffle(factor),
             ]
         super().__init__(*layers)
@@ -176,6 +178,9 @@ class DRLN(nn.Module):
             units from the input scaled to [0, img_range] (and added back at the end). Default: DIV2K's.
         cascade_sizes (Sequence[int]): Dense residual Laplacian modules in each cascade. Only the authors' depth has
             an authors' checkpoint format. Default: (3, 3, 3, 3, 4, 4), the authors'.
+        upsample_relu (bool): The ReLU after each upsampler conv. Small networks trained briefly learn faster
+            without it; the weights do not show it, so the authors' format and spandrel assume the authors' True.
+            Default: True, the authors'.
     """
 
     def __init__(
@@ -188,6 +193,7 @@ class DRLN(nn.Module):
         img_range=255.0,
         rgb_mean=(0.4488, 0.4371, 0.4040),
         cascade_sizes=CASCADE_SIZES,
+        upsample_relu=True,
     ):
         super().__init__()
         if upscale not in SUPPORTED_SCALES:
@@ -198,6 +204,8 @@ class DRLN(nn.Module):
             or not all(isinstance(size, int) and not isinstance(size, bool) and size >= 1 for size in cascade_sizes)
         ):
             raise ValueError(f'cascade_sizes must be a non-empty list of block counts >= 1, got {cascade_sizes!r}')
+        if not isinstance(upsample_relu, bool):
+            raise ValueError(f'upsample_relu must be true or false, got {upsample_relu!r}')
         self.img_range = img_range
         # img_range 1: the authors' mean is in [0, 1] units although the features are in [0, img_range].
         self.sub_mean = mean_shift(num_in_ch, rgb_mean, 1.0, -1)
@@ -206,7 +214,7 @@ class DRLN(nn.Module):
             Cascade(num_feat, size, squeeze_factor, num_input_blocks)
             for size, num_input_blocks in zip(cascade_sizes, cascade_input_blocks(cascade_sizes))
         )
-        self.upsample = UpsampleReLU(upscale, num_feat)
+        self.upsample = UpsampleReLU(upscale, num_feat, upsample_relu)
         self.conv_last = nn.Conv2d(num_feat, num_out_ch, 3, 1, 1)
         self.add_mean = mean_shift(num_out_ch, rgb_mean, 1.0, 1)
 
