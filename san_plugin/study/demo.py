@@ -43,7 +43,15 @@ NETWORKS = {
         'num_block': 4,
         'squeeze_factor': 4,
     },
-    'DRLN': {'type': 'DRLN', 'num_feat': 8, 'squeeze_factor': 4, 'cascade_sizes': [1, 1]},
+    # The shipped studies' equal-size DRLN: one 11-feature block, the mean in 0-255 units, no ReLU after the upsampler.
+    'DRLN': {
+        'type': 'DRLN',
+        'num_feat': 11,
+        'squeeze_factor': 4,
+        'cascade_sizes': [1],
+        'rgb_mean': [114.44, 111.46, 103.02],
+        'upsample_relu': False,
+    },
 }
 TRAIN = {
     'crop_size': 144,
