@@ -8,6 +8,9 @@ from san_plugin.archs.region_nonlocal_arch import embedded_gaussian_attention, p
 from san_plugin.archs.san_arch import SAN
 from san_plugin.utils.compile import compile_network, compile_options
 
+# The network of test_model_switches' compile test (whose Inductor graphs the inductor test here reuses).
+SWITCHES_SAN = {'num_feat': 8, 'num_group': 1, 'num_block': 1, 'squeeze_factor': 4, 'upscale': 2}
+
 
 class GraphRecorder:
     """A torch.compile backend that records each graph Dynamo hands over and runs it as it is."""
@@ -73,17 +76,26 @@ def test_changing_sizes_reuse_a_bounded_number_of_graphs():
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group('inductor')
 def test_inductor_matches_eager_on_cpu_as_sizes_change():
-    """As the model's switch compiles: a static graph for the first size, then a dynamic one."""
-    net = tiny_san()
-    compiled = compile_network(tiny_san(), fullgraph=True)
+    """Compiled as the model's switch compiles (dynamic shapes), in training and then in inference at changing sizes.
+    The network, batch, order and first two sizes are those of ``test_model_switches``' compile test, so whichever of
+    the two runs second (same xdist group, one Inductor cache) reuses the other's compiled graphs."""
+    net = SAN(**SWITCHES_SAN)
+    for param in net.parameters():
+        torch.nn.init.normal_(param, std=0.05)  # non-zero non-local projection and gamma, unlike the initialisation
+    compiled = compile_network(SAN(**SWITCHES_SAN), dynamic=True)
     compiled.load_state_dict(net.state_dict())
-    for size in [(16, 16), (13, 17), (20, 24)]:
-        lq = torch.rand(1, 3, *size)
-        assert (compiled(lq) - net(lq)).abs().max().item() < 1e-4
-    (grad_compiled,) = torch.autograd.grad(compiled(lq).square().mean(), compiled.conv_first.weight)
-    (grad_eager,) = torch.autograd.grad(net(lq).square().mean(), net.conv_first.weight)
+    lq = torch.rand(2, 3, 8, 8)
+    out_compiled, out_eager = compiled(lq), net(lq)
+    assert (out_compiled - out_eager).abs().max().item() < 1e-4
+    (grad_compiled,) = torch.autograd.grad(out_compiled.square().mean(), compiled.conv_first.weight)
+    (grad_eager,) = torch.autograd.grad(out_eager.square().mean(), net.conv_first.weight)
     assert torch.allclose(grad_compiled, grad_eager, rtol=1e-3, atol=1e-6)
+    for size in [(8, 8), (12, 12), (5, 7)]:  # odd sides: unequal non-local regions, and a new graph
+        lq = torch.rand(2, 3, *size)
+        with torch.no_grad():
+            assert (compiled.eval()(lq) - net.eval()(lq)).abs().max().item() < 1e-4
     assert compiled.state_dict().keys() == net.state_dict().keys()
 
 
