@@ -14,8 +14,11 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # One CPU thread in every test process: each pytest-xdist worker (one per core) and each subprocess a test starts,
 # so that workers do not compete for the cores and results are the same with and without xdist.
-os.environ.update(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+# Inductor likewise compiles in the worker's own process: its default pool of compile processes (one per core) would
+# take the other worker's core, and start an interpreter each.
+os.environ.update(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', TORCHINDUCTOR_COMPILE_THREADS='1')
 torch.set_num_threads(1)
+torch._inductor.config.compile_threads = 1  # in case the config was read before the variable was set
 
 
 def shared_root():
