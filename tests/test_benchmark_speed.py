@@ -7,7 +7,7 @@ import pytest
 from conftest import REPO_ROOT
 
 from san_plugin.benchmark import models
-from san_plugin.benchmark.speed import Variant, measure_memory, ratios, run_in_fresh_processes, variants_from_flags
+from san_plugin.benchmark.speed import Variant, measure_memory, ratios, run_in_subprocess, variants_from_flags
 
 sys.path.insert(0, str(REPO_ROOT / 'tools'))
 import benchmark  # noqa: E402
@@ -95,16 +95,10 @@ def test_memory_job_runs_forward_and_train_step(variant):
 
 
 @pytest.mark.slow
-def test_memory_subprocess_reports_failures_and_measures_each_job_as_in_a_fresh_process():
+def test_memory_subprocess_reports_failures():
     job = {'network_opt': {'type': 'NoSuchNet', 'upscale': 2}, 'device': 'cpu', 'variant': {}, 'batch': 1, 'size': 8,
            'train': False, 'threads': 1}  # fmt: skip
-    small = {**job, 'network_opt': {**TINY['rcan'], 'num_in_ch': 3, 'num_out_ch': 3}}
-    large = {**small, 'size': 160, 'batch': 2}
-    (failed, error), (small_after, error_after), (large_peak, _), (small_after_large, _) = run_in_fresh_processes(
-        [job, small, large, small]
-    )
-    assert failed is None and 'NoSuchNet' in error
-    assert error_after is None and small_after > 0
-    # Each job starts from a process that has only imported: what ran before it neither adds to nor hides its peak.
-    assert large_peak > 5 * small_after
-    assert abs(small_after_large - small_after) <= 0.1 * small_after + 1
+    peak, error = run_in_subprocess(job)
+    assert peak is None and 'NoSuchNet' in error
+    peak, error = run_in_subprocess({**job, 'network_opt': {**TINY['rcan'], 'num_in_ch': 3, 'num_out_ch': 3}})
+    assert error is None and peak > 0

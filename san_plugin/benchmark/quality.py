@@ -3,7 +3,7 @@ each data set at each scale.
 
 Peak memory is not measured here: in this process it would be the rise after everything evaluated before (other
 models, warm-up), not a network's own need. ``tools/benchmark.py speed`` and the studies of ``tools/compare.py``
-measure it in fresh processes.
+measure it in a fresh process per network.
 """
 
 import re

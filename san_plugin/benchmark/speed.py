@@ -2,9 +2,8 @@
 
 Each measurement runs in float32 and in the asked variants (autocast to bfloat16/float16, channels-last memory
 format, ``torch.compile``), so every variant is compared with plain float32 in the same run. Peak memory is measured
-in a fresh process per measurement (children forked, one at a time, from one ``python -m san_plugin.benchmark.speed
-JOBS`` interpreter that has only imported) so that networks measured earlier cannot hide or add memory; see
-:mod:`san_plugin.benchmark.memory` for the method on each device.
+in a fresh subprocess per measurement (``python -m san_plugin.benchmark.speed JOB``) so that networks measured
+earlier cannot hide or add memory; see :mod:`san_plugin.benchmark.memory` for the method on each device.
 """
 
 import copy
@@ -154,71 +153,20 @@ def measure_memory(job):
     return memory.peak_mb()
 
 
-def run_in_fresh_processes(jobs, timeout=None):
-    """Run :func:`measure_memory` for each job, one at a time, each in a process that has done nothing but import.
-
-    One Python interpreter starts and imports torch, BasicSR and the plugin once. Where ``os.fork`` exists it forks
-    one child per job and waits for it before the next: each measurement starts from the heap of a fresh interpreter
-    (nothing allocated or freed yet, no thread pool started) without paying the start-up again. Elsewhere each job
-    gets an interpreter of its own.
-
-    Args:
-        jobs (list[dict]): Jobs (see :func:`measure_memory`).
-        timeout (float | None): Seconds allowed per job. Default: None.
-
-    Returns:
-        list[tuple[float | None, str | None]]: Per job, (MiB or None, error or None).
-    """
-    if not hasattr(os, 'fork'):
-        return [result for job in jobs for result in _run_interpreter([job], timeout)]
-    return _run_interpreter(jobs, timeout)
-
-
-def _run_interpreter(jobs, timeout):
+def run_in_subprocess(job, timeout=None):
+    """Run :func:`measure_memory` for ``job`` in a fresh Python process; returns (MiB or None, error or None)."""
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[2])
     env['PYTHONPATH'] = os.pathsep.join([root, env['PYTHONPATH']]) if env.get('PYTHONPATH') else root
-    cmd = [sys.executable, '-m', 'san_plugin.benchmark.speed', json.dumps(jobs)]
+    cmd = [sys.executable, '-m', 'san_plugin.benchmark.speed', json.dumps(job)]
     try:
-        total = None if timeout is None else timeout * len(jobs)
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=total)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return [(None, f'timed out after {timeout} s per job')] * len(jobs)
+        return None, f'timed out after {timeout} s'
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ['no output'])[-1]
-        return [(None, f'subprocess failed ({proc.returncode}): {tail}')] * len(jobs)
-    results = json.loads(proc.stdout.strip().splitlines()[-1])
-    return [(result.get('peak_mb'), result.get('error')) for result in results]
-
-
-def _measure_here(job):
-    """``{'peak_mb': ...}`` of one job run in this process, or ``{'error': ...}``."""
-    try:
-        if job.get('threads'):
-            torch.set_num_threads(job['threads'])
-        return {'peak_mb': measure_memory(job)}
-    except Exception as error:  # any failure of the measured network is reported, not raised
-        return {'error': f'{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ""}'}
-
-
-def _measure_in_child(job):
-    """:func:`_measure_here` in a forked child of this process; waits for it."""
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_fd)
-        try:
-            with os.fdopen(write_fd, 'w') as pipe:
-                pipe.write(json.dumps(_measure_here(job)))
-        finally:
-            os._exit(0)
-    os.close(write_fd)
-    with os.fdopen(read_fd) as pipe:
-        text = pipe.read()
-    _, status = os.waitpid(pid, 0)
-    if not text:
-        return {'error': f'the measuring process ended without a result (wait status {status}; out of memory?)'}
-    return json.loads(text)
+        return None, f'subprocess failed ({proc.returncode}): {tail}'
+    return json.loads(proc.stdout.strip().splitlines()[-1])['peak_mb'], None
 
 
 @dataclass
@@ -295,11 +243,11 @@ def _memory(config, model, variant, log):
     base['variant'] = asdict(variant)
     jobs = [('forward_peak_mb', {'batch': 1, 'size': s, 'train': False}) for s in config.memory_sizes]
     jobs.append(('train_peak_mb', {'batch': config.train_batch, 'size': config.train_size, 'train': True}))
-    results = run_in_fresh_processes([{**base, **job} for _, job in jobs])
-    return [
-        _row(model, variant, measurement, job['batch'], job['size'], value, error, log)
-        for (measurement, job), (value, error) in zip(jobs, results)
-    ]
+    rows = []
+    for measurement, job in jobs:
+        value, error = run_in_subprocess({**base, **job})
+        rows.append(_row(model, variant, measurement, job['batch'], job['size'], value, error, log))
+    return rows
 
 
 def _row(model, variant, measurement, batch, size, value, error, log):
@@ -359,7 +307,7 @@ def run_speed(config, log=print):
         'device': device_name,
         'threads': torch.get_num_threads(),
         'torch': torch.__version__,
-        'memory_method': describe_method(config.device) + ', one fresh process per measurement',
+        'memory_method': describe_method(config.device) + ', one fresh subprocess per measurement',
     }
     return {'environment': environment, 'config': asdict(config), 'results': rows, 'model_ratios': model_ratios,
             'variant_ratios': variant_ratios}  # fmt: skip
@@ -398,13 +346,13 @@ def format_table(report):
 
 
 def child_main(argv):
-    """Entry of the memory subprocess: run a JSON list of jobs (see :func:`run_in_fresh_processes`), print a JSON list
-    of ``{"peak_mb": ...}`` or ``{"error": ...}``."""
+    """Entry of the memory subprocess: run one JSON job, print ``{"peak_mb": ...}``."""
     import san_plugin  # noqa: F401  (registers the archs)
 
-    jobs = json.loads(argv[0])
-    fork = hasattr(os, 'fork')
-    print(json.dumps([_measure_in_child(job) if fork else _measure_here(job) for job in jobs]))
+    job = json.loads(argv[0])
+    if job.get('threads'):
+        torch.set_num_threads(job['threads'])
+    print(json.dumps({'peak_mb': measure_memory(job)}))
 
 
 if __name__ == '__main__':

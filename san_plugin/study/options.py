@@ -31,7 +31,7 @@ Schema (``options/compare/san_ablation_x2.yml`` is a full example)::
         B100: {images: ../shared/datasets/B100/HR}
       val_dataset: Set5          # the data set validated during training
       flops_input: [360, 640]    # LR height, width of the FLOPs count (default: the LR of a 1280x720 output)
-      memory_input: 128          # LR side of the inference whose peak memory is measured (fresh processes)
+      memory_input: 128          # LR side of the inference whose peak memory is measured (fresh process per model)
 
     # Where runs train (all optional; see san_plugin/study/execution.py):
     executor: local              # local (default): runs on this machine; slurm: one SLURM job per run (submitit)

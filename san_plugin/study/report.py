@@ -310,7 +310,7 @@ def markdown(study, summary, pairs, bicubic, significance):
     lines.append(
         'Costs: FLOPs = multiply-accumulates of one forward pass (MMEngine, attention and covariance products '
         'included); train ms/iter from the training logs (validation excluded), mean over seeds; latency = median '
-        'per image over seeds; peak memory measured in a fresh process per measurement (full-image inference, and one '
+        'per image over seeds; peak memory measured in a fresh process per network (full-image inference, and one '
         "training step of the study's batch), as `tools/benchmark.py speed` does."
     )
     return '\n'.join(lines) + '\n'

@@ -30,7 +30,7 @@ from san_plugin.benchmark.datasets import DatasetSpec
 from san_plugin.benchmark.models import ModelSpec
 from san_plugin.benchmark.quality import QualityConfig, run_quality
 from san_plugin.benchmark.report import write_atomic, write_json
-from san_plugin.benchmark.speed import Variant, run_in_fresh_processes
+from san_plugin.benchmark.speed import Variant, run_in_subprocess
 from san_plugin.data.prepare import prepare_benchmark, prepare_train
 from san_plugin.study.execution import RunFailed, TrainingStopped, make_executor
 from san_plugin.study.logs import read_training_logs
@@ -298,70 +298,29 @@ def evaluate_bicubic(study, scale, datasets):
     return rows
 
 
-def measure_memory(study, pairs):
-    """Peak memory of networks in fresh processes, one measurement at a time (see
-    :func:`san_plugin.benchmark.speed.run_in_fresh_processes`): full-image inference at ``test.memory_input`` and one
-    training step of the study's batch, as ``tools/benchmark.py speed`` measures it.
-
-    Args:
-        study (Study): The study.
-        pairs (list[tuple[str, int]]): (network, scale) to measure.
+def measure_memory(study, network, scale):
+    """Peak memory of one network in fresh processes: full-image inference at ``test.memory_input`` and one training
+    step of the study's batch, as ``tools/benchmark.py speed`` measures it.
 
     Returns:
-        list[dict]: Per pair, ``infer_peak_mb``, ``train_peak_mb`` (None where a measurement failed), ``errors`` and
-        the inputs.
+        dict: ``infer_peak_mb``, ``train_peak_mb`` (None where a measurement failed), ``errors`` and the inputs.
     """
-    lr_patch = {scale: study.train['gt_size'] // scale for _, scale in pairs}
-    kinds = {
-        'infer_peak_mb': lambda scale: {'batch': 1, 'size': study.memory_input, 'train': False},
-        'train_peak_mb': lambda scale: {'batch': study.train['batch_size'], 'size': lr_patch[scale], 'train': True},
+    base = {'network_opt': network_opt(study, network, scale), 'device': eval_device(), 'threads': study.threads}
+    base['variant'] = asdict(Variant())
+    lr_patch = study.train['gt_size'] // scale
+    jobs = {
+        'infer_peak_mb': {'batch': 1, 'size': study.memory_input, 'train': False},
+        'train_peak_mb': {'batch': study.train['batch_size'], 'size': lr_patch, 'train': True},
     }
-    jobs = [
-        {'network_opt': network_opt(study, network, scale), 'device': eval_device(), 'threads': study.threads,
-         'variant': asdict(Variant()), **job(scale)}
-        for network, scale in pairs for job in kinds.values()
-    ]  # fmt: skip
-    results = iter(run_in_fresh_processes(jobs))
-    measured = []
-    for _, scale in pairs:
-        result = {'errors': {}}
-        for key in kinds:
-            value, error = next(results)
-            result[key] = value
-            if error:
-                result['errors'][key] = error
-        result['infer_input'] = f'1x3x{study.memory_input}x{study.memory_input}'
-        result['train_input'] = f'{study.train["batch_size"]}x3x{lr_patch[scale]}x{lr_patch[scale]}'
-        measured.append(result)
-    return measured
-
-
-def study_memory(study, records_dir, log):
-    """Peak memory of every network at every scale: the stored value where the network and inputs are unchanged, the
-    others measured together (one interpreter start) and stored.
-
-    Returns:
-        dict[tuple[str, int], dict]: :func:`measure_memory`'s result by (network, scale).
-    """
-    memory, missing = {}, []
-    for network in study.networks:
-        for scale in study.scales:
-            path = records_dir / f'memory_{network}_x{scale}.json'
-            key = {'network_g': network_opt(study, network, scale), 'memory_input': study.memory_input,
-                   'batch_size': study.train['batch_size'], 'gt_size': study.train['gt_size']}  # fmt: skip
-            stored = read_cached(path, key)
-            if stored is None:
-                missing.append((network, scale, path, key))
-            else:
-                memory[network, scale] = stored
-    if missing:
-        listed = ', '.join(f'{network} x{scale}' for network, scale, _, _ in missing)
-        log(f'peak memory of {listed} (fresh processes, one at a time)')
-        values = measure_memory(study, [(network, scale) for network, scale, _, _ in missing])
-        for (network, scale, path, key), value in zip(missing, values):
-            write_json(path, {'key': key, 'value': value})
-            memory[network, scale] = value
-    return memory
+    result = {'errors': {}}
+    for key, job in jobs.items():
+        value, error = run_in_subprocess({**base, **job})
+        result[key] = value
+        if error:
+            result['errors'][key] = error
+    result['infer_input'] = f'1x3x{study.memory_input}x{study.memory_input}'
+    result['train_input'] = f'{study.train["batch_size"]}x3x{lr_patch}x{lr_patch}'
+    return result
 
 
 def read_record(path, digest, run_name, source):
@@ -377,21 +336,14 @@ def read_record(path, digest, run_name, source):
     return record
 
 
-def read_cached(path, key):
-    """The value stored in ``path`` (JSON) for ``key``, or None."""
+def cached(path, key, compute):
+    """The value stored in ``path`` (JSON) for ``key``, else compute it, store it with ``key`` and return it."""
     if path.is_file():
         stored = json.loads(path.read_text(encoding='utf-8'))
         if stored.get('key') == key:
             return stored['value']
-    return None
-
-
-def cached(path, key, compute):
-    """The value stored in ``path`` (JSON) for ``key``, else compute it, store it with ``key`` and return it."""
-    value = read_cached(path, key)
-    if value is None:
-        value = compute()
-        write_json(path, {'key': key, 'value': value})
+    value = compute()
+    write_json(path, {'key': key, 'value': value})
     return value
 
 
@@ -458,7 +410,14 @@ def run_study(study, log=print):
             'command again to retry the failed ones (finished runs are kept).\n' + '\n'.join(map(str, failures))
         )
     records = [records[run.name] for run in runs]
-    memory = study_memory(study, records_dir, log)
+    memory = {}
+    for network in study.networks:
+        for scale in study.scales:
+            log(f'peak memory of {network} x{scale} (fresh processes, one at a time)')
+            path = records_dir / f'memory_{network}_x{scale}.json'
+            key = {'network_g': network_opt(study, network, scale), 'memory_input': study.memory_input,
+                   'batch_size': study.train['batch_size'], 'gt_size': study.train['gt_size']}  # fmt: skip
+            memory[network, scale] = cached(path, key, lambda n=network, s=scale: measure_memory(study, n, s))
     bicubic = []
     for scale in study.scales:
         path = records_dir / f'bicubic_x{scale}.json'
