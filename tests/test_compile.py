@@ -3,13 +3,14 @@ inductor's output equal to eager on CPU."""
 
 import pytest
 import torch
+from test_model_switches import NETWORK as SWITCHES_NETWORK
 
 from san_plugin.archs.region_nonlocal_arch import embedded_gaussian_attention, pool_keys
 from san_plugin.archs.san_arch import SAN
 from san_plugin.utils.compile import compile_network, compile_options
 
-# The network of test_model_switches' compile test (whose Inductor graphs the inductor test here reuses).
-SWITCHES_SAN = {'num_feat': 8, 'num_group': 1, 'num_block': 1, 'squeeze_factor': 4, 'upscale': 2}
+# The network of test_model_switches' compile test, whose Inductor graphs the inductor test here reuses.
+SWITCHES_SAN = {key: value for key, value in SWITCHES_NETWORK.items() if key != 'type'}
 
 
 class GraphRecorder:
