@@ -176,14 +176,36 @@ def _single_thread():
     cv2.setNumThreads(1)
 
 
-def _map(func, items, workers, desc):
-    """``[func(item) for item in items]`` with a progress bar, over a pool of ``workers`` processes if above 1."""
-    if workers <= 1 or len(items) <= 1:
-        return [func(item) for item in tqdm(items, desc=desc, unit='image')]
-    # Spawned, not forked: a worker forked from a process whose thread pools are running (after torch.compile, for
-    # one) can hang for ever in its first torch call.
-    with get_context('spawn').Pool(min(workers, len(items)), initializer=_single_thread) as pool:
-        return list(tqdm(pool.imap(func, items), total=len(items), desc=desc, unit='image'))
+class _ImageMap:
+    """``[func(item) for item in items]`` with a progress bar, over one pool of ``workers`` processes for a whole run.
+
+    The pool starts at the first map with more than one item and serves every later one (each spawned worker imports
+    the plugin, seconds each); it stops when the ``with`` block ends. With ``workers`` 1 everything runs here.
+
+    Args:
+        workers (int): Processes; 1 or less maps in this process.
+    """
+
+    def __init__(self, workers):
+        self.workers = workers
+        self.pool = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+
+    def __call__(self, func, items, desc):
+        if self.workers <= 1 or len(items) <= 1:
+            return [func(item) for item in tqdm(items, desc=desc, unit='image')]
+        if self.pool is None:
+            # Spawned, not forked: a worker forked from a process whose thread pools are running (after
+            # torch.compile, for one) can hang for ever in its first torch call.
+            self.pool = get_context('spawn').Pool(self.workers, initializer=_single_thread)
+        return list(tqdm(self.pool.imap(func, items), total=len(items), desc=desc, unit='image'))
 
 
 def _image_shape(path):
@@ -414,23 +436,24 @@ def prepare_train(
     _check_train_options(crop_size, step, thresh_size)
     paths = list_images(input_folder)
     _check_keys(paths)
-    shapes = _map(_image_shape, paths, workers, 'Check HR images')
+    with _ImageMap(min(workers, len(paths))) as image_map:
+        shapes = image_map(_image_shape, paths, 'Check HR images')
+        boxes = {}
+        for path, (height, width, _) in zip(paths, shapes):
+            tops, lefts = (crop_starts(side, crop_size, step, thresh_size) for side in (height, width))
+            boxes[path] = [(top, left) for top in tops for left in lefts]
+            if not boxes[path]:
+                logger.warning(
+                    '%s (%dx%d) is smaller than --crop-size %d: no sub-images', path, width, height, crop_size
+                )
+        keys = [key for path in paths for key in _sub_image_keys(path.stem, boxes[path])]
+        if not keys:
+            raise PrepareDataError(f'no image in {input_folder} is at least {crop_size}x{crop_size} (--crop-size)')
+        with exclusive_output(Path(output_root) / name):
+            return _write_train_sets(paths, boxes, keys, name, output_root, scales, crop_size, image_map)
 
-    boxes = {}
-    for path, (height, width, _) in zip(paths, shapes):
-        tops, lefts = (crop_starts(side, crop_size, step, thresh_size) for side in (height, width))
-        boxes[path] = [(top, left) for top in tops for left in lefts]
-        if not boxes[path]:
-            logger.warning('%s (%dx%d) is smaller than --crop-size %d: no sub-images', path, width, height, crop_size)
-    keys = [key for path in paths for key in _sub_image_keys(path.stem, boxes[path])]
-    if not keys:
-        raise PrepareDataError(f'no image in {input_folder} is at least {crop_size}x{crop_size} (--crop-size)')
 
-    with exclusive_output(Path(output_root) / name):
-        return _write_train_sets(paths, boxes, keys, name, output_root, scales, crop_size, workers)
-
-
-def _write_train_sets(paths, boxes, keys, name, output_root, scales, crop_size, workers):
+def _write_train_sets(paths, boxes, keys, name, output_root, scales, crop_size, image_map):
     """The writing part of :func:`prepare_train`, run while the output folder is held."""
     keys_sorted = sorted(keys)
     sets = [SubImageSet(output_root, name, scale, crop_size) for scale in [1, *scales]]
@@ -441,7 +464,7 @@ def _write_train_sets(paths, boxes, keys, name, output_root, scales, crop_size, 
         else:
             todo.append(image_set)
     if todo:
-        _map(partial(_make_sub_images, sets=todo), [(path, boxes[path]) for path in paths], workers, 'Sub-images')
+        image_map(partial(_make_sub_images, sets=todo), [(path, boxes[path]) for path in paths], 'Sub-images')
     for image_set in todo:
         files = [image_set.sub_folder / f'{key}.png' for key in keys_sorted]
         write_lmdb(image_set.lmdb_path, files, keys_sorted, image_set.meta_info(keys_sorted))
@@ -484,10 +507,11 @@ def prepare_benchmark(input_folder, name, output_root='datasets', scales=SUPPORT
     """
     scales = check_scales(scales)
     paths = list_images(input_folder)
-    _map(_image_shape, paths, workers, 'Check HR images')
     root = Path(output_root) / name
-    with exclusive_output(root):
-        written = _map(partial(_make_benchmark_image, root=root, scales=scales), paths, workers, f'Benchmark {name}')
+    with _ImageMap(min(workers, len(paths))) as image_map:
+        image_map(_image_shape, paths, 'Check HR images')
+        with exclusive_output(root):
+            written = image_map(partial(_make_benchmark_image, root=root, scales=scales), paths, f'Benchmark {name}')
     total = 2 * len(scales) * len(paths)
     logger.info('%s: wrote %d images, skipped %d already complete', root, sum(written), total - sum(written))
     return root
