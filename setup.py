@@ -70,6 +70,6 @@ setup(
     extras_require={
         'onnx': ONNX_EXTRA,
         'spandrel': SPANDREL_EXTRA,
-        'test': ['pytest>=7', 'pytest-xdist>=3.5', 'ruff>=0.5', *ONNX_EXTRA, *SPANDREL_EXTRA],
+        'test': ['pytest>=7', 'pytest-xdist>=3.5', 'filelock', 'ruff>=0.5', *ONNX_EXTRA, *SPANDREL_EXTRA],
     },
 )

@@ -6,10 +6,12 @@
 
 import importlib.util
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
+from filelock import FileLock
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # One CPU thread in every test process: each pytest-xdist worker (one per core) and each subprocess a test starts,
@@ -58,9 +60,44 @@ def _inductor_cache_of_this_run(tmp_path_factory):
     that ran the suite before would compile far less than a fresh one; the run's own cache (in the run's base
     temporary folder, which pytest removes after a few runs) keeps its time what a fresh machine takes.
     """
+    os.environ['TORCHINDUCTOR_CACHE_DIR'] = str(run_folder(tmp_path_factory) / 'inductor_cache')
+
+
+def run_folder(tmp_path_factory):
+    """The folder that the run's xdist workers share (the parent of their base temporary folders)."""
     base = tmp_path_factory.getbasetemp()
-    root = base.parent if os.environ.get('PYTEST_XDIST_WORKER') else base
-    os.environ['TORCHINDUCTOR_CACHE_DIR'] = str(root / 'inductor_cache')
+    return base.parent if os.environ.get('PYTEST_XDIST_WORKER') else base
+
+
+@pytest.fixture(scope='session')
+def tiny_memory_records(tmp_path_factory):
+    """Peak-memory records of the tiny study's SAN and RCAN at x2 (``test_compare.study_options``), measured once per
+    run by the study runner's own :func:`~san_plugin.study.runner.recorded_memory` (two fresh processes each) and
+    shared by the xdist workers. Returns a function that copies them into a study's ``<out>/runs``, where the runner
+    reads them instead of measuring again; the tests that check the measurement itself do not use it."""
+    from test_compare import study_options
+
+    from san_plugin.study.options import parse_study
+    from san_plugin.study.runner import recorded_memory
+
+    root = run_folder(tmp_path_factory) / 'tiny_memory'
+    with FileLock(f'{root}.lock'):
+        if not (root / 'done').exists():
+            shutil.rmtree(root, ignore_errors=True)
+            root.mkdir()
+            study = parse_study(study_options(root, str(root / 'report'), str(root / 'datasets')))
+            (root / 'runs').mkdir()
+            for network in study.networks:
+                memory = recorded_memory(study, root / 'runs', network, 2)
+                assert memory['errors'] == {} and memory['infer_peak_mb'] > 0 and memory['train_peak_mb'] > 0, memory
+            (root / 'done').touch()
+
+    def copy_into(out):
+        (Path(out) / 'runs').mkdir(parents=True, exist_ok=True)
+        for record in (root / 'runs').glob('memory_*.json'):
+            shutil.copy(record, Path(out) / 'runs' / record.name)
+
+    return copy_into
 
 
 @pytest.fixture(autouse=True)

@@ -151,7 +151,12 @@ def weights(folder, run):
 
 
 @pytest.mark.slow
-def test_two_runs_at_once_give_the_records_of_one_at_a_time(tiny_study, tmp_path, monkeypatch):  # noqa: F811
+def test_two_runs_at_once_give_the_records_of_one_at_a_time(
+    tiny_study,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+    tiny_memory_records,
+):
     study = {**tiny_study, 'networks': {'RCAN': dict(TINY_RCAN)}, 'seeds': [0, 1]}
     results = {}
     # With two at once, each run waits at the start of its training for the other: both train at the same time, or
@@ -168,6 +173,7 @@ def test_two_runs_at_once_give_the_records_of_one_at_a_time(tiny_study, tmp_path
     for parallel in (1, 2):
         folder = tmp_path / f'parallel{parallel}'
         folder.mkdir()
+        tiny_memory_records(folder / 'report')
         monkeypatch.chdir(folder)
         lines = []
         options = {**study, 'max_parallel': parallel, 'out': str(folder / 'report')}
@@ -182,8 +188,15 @@ def test_two_runs_at_once_give_the_records_of_one_at_a_time(tiny_study, tmp_path
 
 
 @pytest.mark.slow
-def test_a_failed_run_does_not_stop_the_others_and_is_retried_alone(tiny_study, tmp_path, monkeypatch, capsys):  # noqa: F811
+def test_a_failed_run_does_not_stop_the_others_and_is_retried_alone(
+    tiny_study,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+    capsys,
+    tiny_memory_records,
+):
     monkeypatch.chdir(tmp_path)
+    tiny_memory_records(tmp_path / 'report')
     broken = changed(tiny_study, ('networks', 'RCAN', 'num_in_ch'), 1)  # builds, but fails on RGB patches
     path = tmp_path / 'study.yml'
     path.write_text(json.dumps({**broken, 'max_parallel': 2}))

@@ -63,7 +63,8 @@ def state_files(folder, run):
     return sorted((folder / 'experiments' / run / 'training_states').glob('*.state'))
 
 
-def test_study_through_slurm_survives_a_killed_dispatcher_and_a_scancel(slurm_cluster, tmp_path):
+def test_study_through_slurm_survives_a_killed_dispatcher_and_a_scancel(slurm_cluster, tmp_path, tiny_memory_records):
+    tiny_memory_records(tmp_path / 'report')
     study = tmp_path / 'study.yml'
     study.write_text(json.dumps(slurm_study(tmp_path, max_parallel=3)))  # three jobs at once: the 4th waits
     env = dict(os.environ, **slurm_cluster, PYTHONUNBUFFERED='1')
@@ -136,7 +137,10 @@ def test_unknown_partition_names_the_key_with_slurms_message(slurm_cluster, tmp_
     assert not (tmp_path / 'experiments').exists()
 
 
-def test_a_ddp_run_requeued_like_a_preempted_job_keeps_its_id_and_resumes(slurm_cluster, tmp_path, monkeypatch):
+def test_a_ddp_run_requeued_like_a_preempted_job_keeps_its_id_and_resumes(
+    slurm_cluster, tmp_path, monkeypatch, tiny_memory_records
+):
+    tiny_memory_records(tmp_path / 'report')
     options = slurm_study(tmp_path, tasks_per_run=2)  # two DDP processes in the job, one batch of 2 between them
     options.update(networks={'RCAN': dict(TINY_RCAN)}, seeds=[0])
     monkeypatch.chdir(tmp_path)

@@ -323,6 +323,25 @@ def measure_memory(study, network, scale):
     return result
 
 
+def recorded_memory(study, records_dir, network, scale):
+    """:func:`measure_memory`'s result kept in ``records_dir``: measured once for the network's options, the inference
+    input and the training batch, then read back (a study run again, or another study with the same values).
+
+    Args:
+        study (Study): The study.
+        records_dir (Path): Folder of the study's records (``<out>/runs``).
+        network (str): Network name of the study.
+        scale (int): Upscaling factor.
+
+    Returns:
+        dict: See :func:`measure_memory`.
+    """
+    key = {'network_g': network_opt(study, network, scale), 'memory_input': study.memory_input,
+           'batch_size': study.train['batch_size'], 'gt_size': study.train['gt_size']}  # fmt: skip
+    path = records_dir / f'memory_{network}_x{scale}.json'
+    return cached(path, key, lambda: measure_memory(study, network, scale))
+
+
 def read_record(path, digest, run_name, source):
     """The record of a finished run, or None; raises if it was trained with other options."""
     if not path.is_file():
@@ -414,10 +433,7 @@ def run_study(study, log=print):
     for network in study.networks:
         for scale in study.scales:
             log(f'peak memory of {network} x{scale} (fresh processes, one at a time)')
-            path = records_dir / f'memory_{network}_x{scale}.json'
-            key = {'network_g': network_opt(study, network, scale), 'memory_input': study.memory_input,
-                   'batch_size': study.train['batch_size'], 'gt_size': study.train['gt_size']}  # fmt: skip
-            memory[network, scale] = cached(path, key, lambda n=network, s=scale: measure_memory(study, n, s))
+            memory[network, scale] = recorded_memory(study, records_dir, network, scale)
     bicubic = []
     for scale in study.scales:
         path = records_dir / f'bicubic_x{scale}.json'
