@@ -1,4 +1,5 @@
-"""End to end: ``python -m basicsr.test`` with ``pretrain_network_g`` pointing straight at an authors' SAN .pt file.
+"""End to end through BasicSR's pipelines: ``pretrain_network_g`` pointing straight at an authors' SAN .pt file in
+``python -m basicsr.test``, and x2 weights fine-tuned at x4 in ``python -m basicsr.train``.
 
 SANModel converts the file on load (san_plugin.convert.loading.load_into_network); the saved SR image must be the
 authors' network's output on the same input.
@@ -12,7 +13,9 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from basicsr.archs import build_network
 from fixture_weights import fixture_and_weights
+from helpers.workflow import TINY_SAN, describe, make_pairs, read_log, run_python, train_options, write_options
 
 import san_plugin
 from san_plugin.convert.original_san import san_config_from_original
@@ -68,3 +71,26 @@ def test_basicsr_test_with_authors_checkpoint(tmp_path, param_key):
     expected = (expected.clamp(0, 1) * 255).round().permute(1, 2, 0).numpy()[:, :, ::-1]
     assert saved.shape == expected.shape
     assert np.abs(saved.astype(np.float32) - expected).max() <= 1
+
+
+def test_fine_tune_x2_weights_at_x4_through_basicsr_train(tmp_path):
+    """``train.allow_scale_change_g: true`` loads x2 weights into a x4 SAN (all but the upsampler's second conv) and
+    trains through ``python -m basicsr.train``; with a learning rate of 0 the saved weights are the loaded ones."""
+    x2_file = tmp_path / 'san_x2.pth'
+    x2 = build_network(dict(TINY_SAN))
+    torch.save({'params': x2.state_dict()}, x2_file)
+    opt = train_options('finetune_x4', *make_pairs(tmp_path / 'pairs', scale=4), total_iter=2, validate=False)
+    opt['scale'] = 4
+    opt['network_g']['upscale'] = 4
+    opt['path']['pretrain_network_g'] = str(x2_file)
+    opt['train'].update(allow_scale_change_g=True, ema_decay=0)
+    opt['train']['optim_g']['lr'] = 0
+    write_options(tmp_path / 'train.yml', opt)
+    proc = run_python(['-m', 'basicsr.train', '-opt', 'train.yml'], cwd=tmp_path)
+    assert proc.returncode == 0, describe(proc)
+    log = read_log(tmp_path / 'experiments' / 'finetune_x4', 'train_')
+    assert f'Loading {x2_file}: 2 tensors kept their initial values: upsample.2.weight, upsample.2.bias' in log
+    saved = torch.load(tmp_path / 'experiments/finetune_x4/models/net_g_latest.pth', weights_only=True)['params']
+    assert saved['upsample.2.weight'].shape == (64, 16, 3, 3)  # x4: a second x2 step
+    for key, tensor in x2.state_dict().items():
+        assert torch.equal(saved[key], tensor), key

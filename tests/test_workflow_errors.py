@@ -1,11 +1,14 @@
 """User errors stop a run with a non-zero exit and a message naming the option key or the file at fault."""
 
+import re
+
 import cv2
 import numpy as np
 import pytest
 from helpers.workflow import TINY_SAN, describe, make_pairs, run_python, train_options, write_options
 
 from san_plugin.compat.network_options import check_network_options
+from san_plugin.compat.paths import check_path_options
 
 
 def with_network(**changes):
@@ -81,3 +84,44 @@ def test_training_stops_with_a_clear_message(break_run, tmp_path):
     last_line = proc.stderr.strip().splitlines()[-1]
     for part in expected:
         assert part in last_line, describe(proc)
+
+
+@pytest.mark.parametrize(
+    'path_opt, message',
+    [
+        (
+            {'allow_scale_change_g': True},
+            'path.allow_scale_change_g: BasicSR creates a folder for every path value, '
+            'got True; this setting is train.allow_scale_change_g',
+        ),
+        ({'my_folder': None}, 'path.my_folder: BasicSR creates a folder for every path value, got None'),
+    ],
+)
+def test_path_values_basicsr_cannot_make_folders_of_are_named(path_opt, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        check_path_options({'path': {'pretrain_network_g': None, 'strict_load_g': True, **path_opt}})
+
+
+def test_path_values_basicsr_skips_or_makes_folders_of_pass():
+    check_path_options(
+        {
+            'path': {
+                'pretrain_network_g': None,
+                'strict_load_g': True,
+                'resume_state': None,
+                'param_key_g': 'params',
+                'visualization': 'results/x',
+            }
+        }
+    )
+
+
+@pytest.mark.slow
+def test_a_path_value_basicsr_cannot_make_a_folder_of_stops_before_anything_is_written(tmp_path):
+    opt = train_options('tiny_bad_path', *make_pairs(tmp_path / 'pairs'), validate=False)
+    opt['path']['allow_scale_change_g'] = True
+    write_options(tmp_path / 'train.yml', opt)
+    proc = run_python(['-m', 'basicsr.train', '-opt', 'train.yml'], cwd=tmp_path)
+    assert proc.returncode != 0, describe(proc)
+    assert 'path.allow_scale_change_g: ' in proc.stderr.strip().splitlines()[-1], describe(proc)
+    assert not (tmp_path / 'experiments').exists()

@@ -7,7 +7,7 @@ from pathlib import Path
 from basicsr.utils import get_root_logger
 
 from san_plugin.compat.network_options import check_network_options
-from san_plugin.compat.paths import output_root
+from san_plugin.compat.paths import check_path_options, output_root
 from san_plugin.compat.resume import ResumeReport, load_resume_state
 
 
@@ -24,7 +24,8 @@ def wrap_parse_options(parse_options):
 
     1. passes :func:`san_plugin.compat.paths.output_root` of ``root_path``, so that an installed BasicSR writes
        ``experiments/`` and ``results/`` under the current working directory instead of ``site-packages``;
-    2. checks every ``network_*`` section (:func:`san_plugin.compat.network_options.check_network_options`);
+    2. checks every ``network_*`` section (:func:`san_plugin.compat.network_options.check_network_options`) and the
+       ``path`` values BasicSR makes folders of (:func:`san_plugin.compat.paths.check_path_options`);
     3. when called by BasicSR's ``train_pipeline``, points that module's ``load_resume_state`` at the plugin's
        (:func:`san_plugin.compat.resume.load_resume_state`), which ``train_pipeline`` calls next, and its
        ``get_root_logger`` at one that also writes the checkpoints ``--auto_resume`` rejected into the run's log
@@ -44,6 +45,7 @@ def wrap_parse_options(parse_options):
     def parse_options_with_fixes(root_path, is_train=True):
         opt, args = parse_options(output_root(root_path), is_train)
         check_network_options(opt)
+        check_path_options(opt)
         caller = sys._getframe(1)
         if _is_basicsr_train_pipeline(caller):
             report = ResumeReport()

@@ -28,7 +28,7 @@ class SANModel(SRModel):
       ``val`` section: ``chop: true`` (the authors' ``forward_chop``, with ``chop_shave`` (10) and ``chop_min_size``
       (160000)), ``tile: N`` with ``tile_pad`` (10) for large images, and ``self_ensemble: true`` (x8);
     - ``pretrain_network_g`` may be an authors' SAN/DRLN/RCAN ``.pt``, a BasicSR ``.pth`` or a ``.safetensors``
-      (converted on load, strict checks); ``allow_scale_change_g: true`` in ``path`` loads weights of another scale
+      (converted on load, strict checks); ``allow_scale_change_g: true`` in ``train`` loads weights of another scale
       into everything but the upsampler, for fine-tuning across scales;
     - top-level switches for any network, all off by default (parsed, checked and resolved in
       :mod:`san_plugin.models.network_switches`), applied to ``net_g`` and ``net_g_ema`` alike:
@@ -114,7 +114,7 @@ class SANModel(SRModel):
         net = self.get_bare_model(net)
         logger = get_root_logger()
         logger.info(f'Loading {net.__class__.__name__} model from {load_path}, with param key: [{param_key}].')
-        allow_scale_change = self.opt['path'].get('allow_scale_change_g', False)
+        allow_scale_change = (self.opt.get('train') or {}).get('allow_scale_change_g', False)
         load_into_network(net, load_path, param_key, strict, allow_scale_change, logger, self.opt.get('network_g'))
 
     def model_to_device(self, net):
