@@ -1,22 +1,39 @@
-"""LPIPS and DISTS as BasicSR metrics: torchmetrics' values and their weight files.
+"""LPIPS and DISTS as BasicSR metrics: torchmetrics' values, their weight files, BasicSR's validation of any model,
+and the quality benchmark's ``--metric``.
 
 The backbones are random (``helpers/backbones.py``): the values test the computation and the loading path, and mean
 nothing as image quality.
 """
 
+import csv
+import json
 import shutil
+import sys
 
 import cv2
 import numpy as np
 import pytest
 import torch
+import yaml
+from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.metrics import calculate_metric
 from basicsr.metrics.niqe import calculate_niqe
+from basicsr.models import build_model
 from basicsr.utils.registry import METRIC_REGISTRY
+from conftest import REPO_ROOT
 from helpers.backbones import write_random_backbone
+from helpers.workflow import SCALE, TINY_MSRRESNET, TINY_SAN, make_pairs
 
+from san_plugin.benchmark.models import ModelSpec
+from san_plugin.benchmark.report import markdown_table, write_csv
+from san_plugin.compat.weights_check import check_weights
 from san_plugin.metrics.backbones import MissingWeightsError, WeightsFileError
 from san_plugin.metrics.perceptual import calculate_dists, calculate_lpips
+
+sys.path.insert(0, str(REPO_ROOT / 'tools'))
+import benchmark  # noqa: E402
+
+TINY_RRDBNET = {'type': 'RRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_block': 1, 'num_grow_ch': 4}
 
 
 def image_pair(h=48, w=56, seed=0):
@@ -120,3 +137,140 @@ def test_wrong_inputs_are_named(torch_home):
         calculate_lpips(sr, hr[:, :50], 2, net='squeeze')
     with pytest.raises(ValueError, match='expected 3-channel BGR images'):
         calculate_lpips(sr[..., 0], hr[..., 0], 2, net='squeeze')
+
+
+@pytest.fixture
+def val_loader(tmp_path):
+    gt_dir, lq_dir = make_pairs(tmp_path / 'pairs', num=2)
+    dataset = PairedImageDataset({'name': 'tiny_val', 'dataroot_gt': str(gt_dir), 'dataroot_lq': str(lq_dir),
+                                  'filename_tmpl': '{}', 'io_backend': {'type': 'disk'}, 'phase': 'val',
+                                  'scale': SCALE})  # fmt: skip
+    return torch.utils.data.DataLoader(dataset, batch_size=1)
+
+
+@pytest.mark.parametrize(
+    'model_type, network',
+    [('SRModel', TINY_MSRRESNET), ('ESRGANModel', {**TINY_RRDBNET, 'scale': SCALE}), ('SANModel', TINY_SAN)],
+)
+def test_any_basicsr_model_validates_with_lower_is_better(torch_home, val_loader, model_type, network):
+    metrics = {'lpips': {'type': 'calculate_lpips', 'crop_border': SCALE, 'net': 'squeeze'}}
+    opt = {'model_type': model_type, 'name': 'metrics', 'scale': SCALE, 'num_gpu': 0, 'is_train': False,
+           'dist': False, 'rank': 0, 'world_size': 1, 'network_g': dict(network), 'path': {'pretrain_network_g': None},
+           'val': {'save_img': False, 'metrics': metrics}}  # fmt: skip
+    check_weights(opt)
+    assert metrics['lpips']['better'] == 'lower'
+    model = build_model(opt)
+    values = []
+    for current_iter in (1, 2):
+        model.validation(val_loader, current_iter, None, save_img=False)
+        values.append(model.metric_results['lpips'])
+        torch.nn.init.normal_(next(model.net_g.parameters()), 0, 0.5)  # another network for the next validation
+    assert values[0] != values[1]
+    best = model.best_metric_results['tiny_val']['lpips']
+    assert best == {'better': 'lower', 'val': min(values), 'iter': 1 + values.index(min(values))}
+
+
+def test_markdown_and_csv_columns_of_extra_metrics(tmp_path):
+    base = {'dataset': 'd', 'scale': 2, 'device': 'cpu', 'flops_input': None, 'params': None, 'flops': None,
+            'latency_ms': None, 'per_image': [{}]}  # fmt: skip
+    rows = [
+        {**base, 'model': 'a', 'psnr': 30.0, 'ssim': 0.9, 'lpips': 0.25, 'niqe': 5.5},
+        {**base, 'model': 'b', 'psnr': 31.0, 'ssim': 0.8, 'lpips': 0.125, 'niqe': 6.5},
+    ]
+    md = markdown_table(rows)
+    assert '| Model | Params (M) | FLOPs (G) | d PSNR / SSIM | d LPIPS | d NIQE | d ms |' in md
+    assert '| a | - | - | 30.00 / **0.9000** | 0.2500 | **5.5000** | - |' in md
+    assert '| b | - | - | **31.00** / 0.8000 | **0.1250** | 6.5000 | - |' in md
+    assert 'LPIPS, NIQE: mean per image, crop border = scale, lower is better.' in md
+    write_csv(tmp_path / 'r.csv', rows)
+    with open(tmp_path / 'r.csv', newline='') as f:
+        table = list(csv.DictReader(f))
+    assert list(table[0])[3:7] == ['psnr', 'ssim', 'lpips', 'niqe']
+    assert [r['lpips'] for r in table] == ['0.25', '0.125']
+
+
+@pytest.fixture
+def hr_folder(tmp_path):
+    """Two noisy 196x196 HR images: at x2, 2x2 of NIQE's 96-pixel blocks fit after the border crop (it needs more
+    than one)."""
+    folder = tmp_path / 'hr'
+    folder.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(folder / f'im{i}.png'), image_pair(196, 196, seed=i)[0])
+    return folder
+
+
+@pytest.mark.slow
+def test_quality_benchmark_metric_columns(torch_home, hr_folder, tmp_path, capsys):
+    opt = tmp_path / 'bench.yml'
+    opt.write_text(yaml.safe_dump({'metrics': {'lpips': {'net': 'squeeze'}}}))
+    out = tmp_path / 'out'
+    model = 'n=type:SAN,num_feat:8,num_group:1,num_block:1,squeeze_factor:4'
+    code = benchmark.main(['quality', '--no-progress', '-opt', str(opt), '--model', 'bicubic', '--model', model,
+                           '--dataset', f'toy={hr_folder}', '--scale', '2', '--out', str(out), '--flops-input', '8',
+                           '8', '--metric', 'niqe', '--metric', 'lpips'])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    rows = json.loads((out / 'results.json').read_text())
+    for row in rows:
+        assert row['lpips'] == pytest.approx(np.mean([p['lpips'] for p in row['per_image']]), rel=1e-12)
+        assert row['niqe'] == pytest.approx(np.mean([p['niqe'] for p in row['per_image']]), rel=1e-12)
+    bicubic, network = rows
+    assert bicubic['lpips'] != network['lpips']
+    md = (out / 'results.md').read_text()
+    best, worst = sorted([bicubic, network], key=lambda r: r['lpips'])
+    assert f'**{best["lpips"]:.4f}**' in md and f'| {worst["lpips"]:.4f} |' in md
+    with open(out / 'results.csv', newline='') as f:
+        assert [float(r['lpips']) for r in csv.DictReader(f)] == [r['lpips'] for r in rows]
+
+
+def test_quality_benchmark_stops_before_any_model_runs_when_weights_are_missing(
+    hr_folder, tmp_path, monkeypatch, offline_hub, capsys
+):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'empty'))
+    monkeypatch.setattr(ModelSpec, 'build', lambda *args: pytest.fail('a model was built'))
+    out = tmp_path / 'out'
+    code = benchmark.main(['quality', '--no-progress', '--model', 'bicubic', '--dataset', f'toy={hr_folder}',
+                           '--scale', '2', '--out', str(out), '--metric', 'lpips', '--metric', 'dists'])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and not out.exists()
+    cache = tmp_path / 'empty' / 'hub' / 'checkpoints'
+    assert err.strip().splitlines() == [
+        'error: missing ImageNet weights (downloading failed: URLError: <urlopen error [Errno -3] Temporary failure '
+        f'in name resolution>): --metric lpips needs alexnet-owt-7be5be79.pth: put it at {cache}/alexnet-owt-'
+        '7be5be79.pth (or give its path as metrics.lpips.backbone_path of the -opt file); --metric dists needs '
+        f'vgg16-397923af.pth: put it at {cache}/vgg16-397923af.pth (or give its path as metrics.dists.backbone_path '
+        'of the -opt file)'
+    ]
+    assert len(offline_hub) == 2
+
+
+@pytest.mark.parametrize(
+    'metrics, message',
+    [
+        (['fid'], "metrics.fid: unknown metric 'fid' (known: lpips, dists, niqe)"),
+        ({'lpips': {'net': 'alexx'}}, "metrics.lpips.net: 'alexx' is not one of alex, vgg, squeeze"),
+        (
+            {'lpips': {'crop_border': 4}},
+            "metrics.lpips (calculate_lpips): unknown option(s) ['crop_border']; calculate_lpips accepts ['net', "
+            "'backbone_path']",
+        ),
+        (
+            {'dists': {'backbone_path': '/no/vgg16.pth'}},
+            'missing ImageNet weights: metrics.dists.backbone_path: /no/vgg16.pth does not exist',
+        ),
+        ({'niqe': 'y'}, "metrics.niqe: expected a mapping of options, got 'y'"),
+    ],
+)
+def test_quality_benchmark_metric_options_are_checked(hr_folder, tmp_path, capsys, metrics, message):
+    opt = tmp_path / 'bench.yml'
+    opt.write_text(yaml.safe_dump({'metrics': metrics}))
+    args = ['quality', '-opt', str(opt), '--model', 'bicubic', '--dataset', f'toy={hr_folder}', '--scale', '2']
+    assert benchmark.main([*args, '--out', str(tmp_path / 'out')]) == 2
+    assert capsys.readouterr().err.strip() == f'error: {message}'
+
+
+def test_quality_benchmark_rejects_an_unknown_metric_flag(capsys):
+    with pytest.raises(SystemExit) as stop:
+        benchmark.main(['quality', '--metric', 'fid'])
+    assert stop.value.code == 2
+    assert "argument --metric: invalid choice: 'fid'" in capsys.readouterr().err

@@ -71,6 +71,7 @@ def test_one_message_lists_every_missing_file(empty_torch_home, offline_hub):
     assert len(offline_hub) == 3  # VGG16 is tried once for both metrics that need it
 
 
+@pytest.mark.slow  # builds an LPIPS network (importing torchmetrics) and writes a VGG19 file
 def test_weights_in_the_places_the_libraries_read_pass(torch_home, tmp_path, monkeypatch, offline_hub):
     # The VGG19 of BasicSR's loss in torchvision's cache; LPIPS in the cache too.
     opt = run_opt(PERCEPTUAL, lpips={**LPIPS, 'net': 'squeeze'})
