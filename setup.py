@@ -66,6 +66,9 @@ setup(
         'tqdm',
         'safetensors',
         'submitit>=1.5',  # studies with executor: slurm (san_plugin/study/execution.py)
+        # LPIPS and DISTS metrics (san_plugin/metrics): its wheel ships the LPIPS heads and the DISTS weights (DISTS
+        # since 1.7; 1.9 is the version tested). Imported only when a metric network is built.
+        'torchmetrics>=1.9',
     ],
     extras_require={
         'onnx': ONNX_EXTRA,

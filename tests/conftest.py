@@ -100,6 +100,43 @@ def tiny_memory_records(tmp_path_factory):
     return copy_into
 
 
+@pytest.fixture(scope='session')
+def random_torch_home(tmp_path_factory):
+    """A ``TORCH_HOME`` whose ``hub/checkpoints`` holds random SqueezeNet 1.1, AlexNet, VGG16 and VGG19 weights under
+    torchvision's file names (``helpers/backbones.py``), written once per run and shared by the xdist workers."""
+    from helpers.backbones import BACKBONES, write_random_backbone
+
+    root = run_folder(tmp_path_factory) / 'torch_home'
+    with FileLock(f'{root}.lock'):
+        if not (root / 'done').exists():
+            for arch in BACKBONES:
+                write_random_backbone(arch, root / 'hub' / 'checkpoints')
+            (root / 'done').touch()
+    return root
+
+
+@pytest.fixture
+def torch_home(random_torch_home, monkeypatch):
+    """``TORCH_HOME`` set to :func:`random_torch_home` for the test."""
+    monkeypatch.setenv('TORCH_HOME', str(random_torch_home))
+    return random_torch_home
+
+
+@pytest.fixture
+def offline_hub(monkeypatch):
+    """torch.hub's downloads fail as they do without a network; returns the list of the addresses tried."""
+    import urllib.error
+
+    tried = []
+
+    def download_url_to_file(url, dst, *args, **kwargs):
+        tried.append(url)
+        raise urllib.error.URLError('[Errno -3] Temporary failure in name resolution')
+
+    monkeypatch.setattr(torch.hub, 'download_url_to_file', download_url_to_file)
+    return tried
+
+
 @pytest.fixture(autouse=True)
 def _deterministic_cpu():
     torch.manual_seed(0)

@@ -19,15 +19,17 @@ with warnings.catch_warnings(record=True) as caught:
 from basicsr.archs import build_network
 from basicsr.models.base_model import BaseModel
 from basicsr.utils import options
-from basicsr.utils.registry import ARCH_REGISTRY, MODEL_REGISTRY
+from basicsr.utils.registry import ARCH_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 net = build_network({'type': 'MSRResNet', 'num_feat': 4, 'num_block': 1, 'upscale': 2})
 print(json.dumps({
     'plugin_loaded': 'san_plugin' in sys.modules,
     'SAN': 'SAN' in ARCH_REGISTRY, 'SANModel': 'SANModel' in MODEL_REGISTRY,
+    'LPIPS': 'calculate_lpips' in METRIC_REGISTRY,
     'Broken': 'BrokenPluginNet' in ARCH_REGISTRY,
     'fixes': hasattr(options.parse_options, 'san_plugin_fix') or hasattr(BaseModel.model_to_device, 'san_plugin_fix'),
     'alias': 'torchvision.transforms.functional_tensor' in sys.modules,
-    'heavy': sorted(m for m in ('mmengine', 'san_plugin.convert', 'san_plugin.benchmark') if m in sys.modules),
+    'heavy': sorted(m for m in ('mmengine', 'san_plugin.convert', 'san_plugin.benchmark', 'torchmetrics')
+                    if m in sys.modules),
     'warnings': [f'{w.category.__name__}: {w.message}' for w in caught if 'san_plugin' in str(w.message)],
 }))
 """
@@ -53,14 +55,15 @@ def probe(tmp_path, env=None):
 
 def test_basicsr_loads_the_plugin_lazily(tmp_path):
     seen = probe(tmp_path)
-    assert seen['plugin_loaded'] and seen['SAN'] and seen['SANModel'] and seen['fixes'] and seen['alias']
+    assert seen['plugin_loaded'] and seen['SAN'] and seen['SANModel'] and seen['LPIPS'] and seen['fixes']
+    assert seen['alias']
     assert seen['heavy'] == [] and seen['warnings'] == []
 
 
 def test_autoload_off_keeps_only_the_torchvision_alias(tmp_path):
     seen = probe(tmp_path, env={'SAN_PLUGIN_AUTOLOAD': '0'})
-    assert seen == {'plugin_loaded': False, 'SAN': False, 'SANModel': False, 'Broken': False, 'fixes': False,
-                    'alias': True, 'heavy': [], 'warnings': []}  # fmt: skip
+    assert seen == {'plugin_loaded': False, 'SAN': False, 'SANModel': False, 'LPIPS': False, 'Broken': False,
+                    'fixes': False, 'alias': True, 'heavy': [], 'warnings': []}  # fmt: skip
 
 
 def test_a_broken_plugin_leaves_basicsr_as_without_it_and_says_why(tmp_path):

@@ -5,14 +5,16 @@
         --scale 4 --out DIR
 
 ``speed`` times the forward pass, one training step and peak memory of networks at their paper sizes (optionally
-under autocast, channels-last, ``torch.compile``, each against float32); ``quality`` measures PSNR/SSIM, parameters,
-FLOPs and latency of models on data sets and writes JSON/CSV/Markdown results, a plot and crop grids.
+under autocast, channels-last, ``torch.compile``, each against float32); ``quality`` measures PSNR/SSIM (and LPIPS,
+DISTS, NIQE with ``--metric``), parameters, FLOPs and latency of models on data sets and writes JSON/CSV/Markdown
+results, a plot and crop grids.
 """
 
 import argparse
 import sys
 
 import san_plugin  # noqa: F401  (registers the archs)
+from san_plugin.benchmark.metrics import QUALITY_METRICS
 from san_plugin.benchmark.models import PAPER_NETWORKS
 from san_plugin.benchmark.options import quality_config, read_options_file
 from san_plugin.benchmark.quality import run_quality, write_outputs
@@ -60,6 +62,8 @@ def add_quality_parser(subparsers):
     p.add_argument('--self-ensemble', dest='self_ensemble', action='store_true', default=None)
     p.add_argument('--amp', choices=sorted(AMP_DTYPES), help='run the networks under autocast to this dtype')
     p.add_argument('--crops', action='append', help='IMAGE_NAME[:x,y,size] of the crop grids (default: first image)')
+    p.add_argument('--metric', action='append', choices=list(QUALITY_METRICS),
+                   help='also compute this metric (lower is better), repeatable; options in the -opt file')  # fmt: skip
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
 
 

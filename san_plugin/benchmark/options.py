@@ -20,6 +20,8 @@ Schema (every key optional in the file; flags add models, data sets, scales and 
     self_ensemble: false
     amp: null          # bfloat16 or float16: the networks run under autocast to it
     crops: [baby, 'bird:10,20,48']
+    metrics: [lpips, niqe]   # extra columns, lower is better: lpips, dists, niqe; or a mapping NAME: OPTIONS, e.g.
+    # metrics: {lpips: {net: vgg, backbone_path: vgg16-397923af.pth}, dists: null}   (san_plugin/benchmark/metrics.py)
 """
 
 from pathlib import Path
@@ -27,12 +29,13 @@ from pathlib import Path
 import yaml
 
 from san_plugin.benchmark.datasets import DatasetSpec, parse_dataset_spec
+from san_plugin.benchmark.metrics import parse_metric_specs
 from san_plugin.benchmark.models import model_spec_from_value, parse_model_spec
 from san_plugin.benchmark.quality import QualityConfig, TestTime, parse_crop_spec
 from san_plugin.convert.network_config import network_opts
 from san_plugin.utils.precision import AMP_DTYPES
 
-LIST_KEYS = ('models', 'datasets', 'scales', 'crops')
+LIST_KEYS = ('models', 'datasets', 'scales', 'crops', 'metrics')
 SCALAR_KEYS = ('out', 'device', 'threads', 'flops_input', 'warmup', 'chop', 'tile', 'tile_pad', 'self_ensemble', 'amp')
 DATASET_KEYS = ('hr', 'lr')
 
@@ -96,9 +99,9 @@ def quality_config(options, flags):
 
     Args:
         options (dict): Checked mapping of :func:`read_options_file`.
-        flags (argparse.Namespace): ``model``, ``dataset``, ``scale``, ``crops`` lists (added to the file's), the
-            scalar options (None when not given) and ``network_opt`` (``key=value`` items for the models given as
-            weights files).
+        flags (argparse.Namespace): ``model``, ``dataset``, ``scale``, ``crops``, ``metric`` lists (added to the
+            file's), the scalar options (None when not given) and ``network_opt`` (``key=value`` items for the models
+            given as weights files).
 
     Returns:
         QualityConfig: The configuration.
@@ -142,4 +145,5 @@ def quality_config(options, flags):
         warmup=1 if merged['warmup'] is None else merged['warmup'],
         test_time=test_time,
         crops=crops,
+        metrics=parse_metric_specs(options.get('metrics', []), getattr(flags, 'metric', None)),
     )

@@ -1,5 +1,5 @@
-"""Quality benchmark: PSNR/SSIM (Y channel, ``crop_border = scale``), parameters, FLOPs and latency of each model on
-each data set at each scale.
+"""Quality benchmark: PSNR/SSIM (Y channel, ``crop_border = scale``), the extra metrics asked for (LPIPS, DISTS,
+NIQE: :mod:`san_plugin.benchmark.metrics`), parameters, FLOPs and latency of each model on each data set at each scale.
 
 Peak memory is not measured here: in this process it would be the rise after everything evaluated before (other
 models, warm-up), not a network's own need. ``tools/benchmark.py speed`` and the studies of ``tools/compare.py``
@@ -21,6 +21,7 @@ from tqdm import tqdm
 from san_plugin.benchmark.datasets import bicubic_resize, load_dataset
 from san_plugin.benchmark.figures import crop_box, crop_grid, plot_psnr_latency, write_png
 from san_plugin.benchmark.flops import count_flops, count_params
+from san_plugin.benchmark.metrics import prepare_metrics
 from san_plugin.benchmark.report import markdown_table, write_atomic, write_csv, write_json
 from san_plugin.utils.precision import autocast
 from san_plugin.utils.test_time import test_forward
@@ -65,6 +66,7 @@ class QualityConfig:
     warmup: int = 1
     test_time: TestTime = field(default_factory=TestTime)
     crops: list = field(default_factory=list)
+    metrics: list = field(default_factory=list)
 
 
 def parse_crop_spec(text, origin='--crops'):
@@ -141,13 +143,17 @@ def evaluate(net, pairs, scale, device, config, progress, keep):
         seconds.append(elapsed)
         psnr = calculate_psnr(sr, pair.hr, crop_border=scale, input_order='HWC', test_y_channel=True)
         ssim = calculate_ssim(sr, pair.hr, crop_border=scale, input_order='HWC', test_y_channel=True)
-        per_image.append({'image': pair.name, 'psnr': float(psnr), 'ssim': float(ssim), 'latency_ms': elapsed * 1e3})
+        extra = {metric.name: metric.compute(sr, pair.hr, scale) for metric in config.metrics}
+        per_image.append(
+            {'image': pair.name, 'psnr': float(psnr), 'ssim': float(ssim), **extra, 'latency_ms': elapsed * 1e3}
+        )
         if pair.name in keep:
             kept[pair.name] = sr
         progress.update(1)
     summary = {
         'psnr': statistics.fmean(r['psnr'] for r in per_image),
         'ssim': statistics.fmean(r['ssim'] for r in per_image),
+        **{metric.name: statistics.fmean(r[metric.name] for r in per_image) for metric in config.metrics},
         'latency_ms': statistics.median(seconds) * 1e3 if net is not None else None,
     }
     return summary, per_image, kept
@@ -176,9 +182,10 @@ def run_quality(config, show_progress=True):
         show_progress (bool): Show a progress bar. Default: True.
 
     Returns:
-        tuple[list[dict], dict]: Result rows (keys model, dataset, scale, psnr, ssim, params, flops, flops_input,
-        latency_ms, device, per_image) and, for the crop grids, ``{(dataset, scale, image): (crop,
-        {model: SR image})}`` with the HR image under 'HR' and bicubic under 'bicubic'.
+        tuple[list[dict], dict]: Result rows (keys model, dataset, scale, psnr, ssim, one per extra metric (e.g.
+        lpips), params, flops, flops_input, latency_ms, device, per_image) and, for the crop grids,
+        ``{(dataset, scale, image): (crop, {model: SR image})}`` with the HR image under 'HR' and bicubic under
+        'bicubic'.
     """
     with torch_threads(config.threads):
         return _run_quality(config, show_progress)
@@ -186,6 +193,7 @@ def run_quality(config, show_progress=True):
 
 def _run_quality(config, show_progress):
     device = torch.device(config.device)
+    prepare_metrics(config.metrics)  # a missing or bad weight file stops the run before any model runs
     data = {(d.name, s): load_dataset(d, s) for s in config.scales for d in config.datasets}
     targets = crop_targets(config, data)
     jobs = [(m, s) for m in config.models for s in config.scales if m.supports(s)]

@@ -5,6 +5,7 @@ import io
 import json
 from pathlib import Path
 
+from san_plugin.benchmark.metrics import QUALITY_METRICS
 from san_plugin.utils.atomic_save import atomic_write_bytes
 
 CSV_COLUMNS = ('model', 'dataset', 'scale', 'psnr', 'ssim', 'params', 'flops', 'flops_input', 'latency_ms', 'device',
@@ -23,10 +24,17 @@ def write_json(path, obj):
     write_atomic(path, json.dumps(obj, indent=2) + '\n')
 
 
+def extra_metrics(rows):
+    """The extra metrics (:data:`~san_plugin.benchmark.metrics.QUALITY_METRICS`) that ``rows`` hold, in order."""
+    return [name for name in QUALITY_METRICS if any(name in row for row in rows)]
+
+
 def write_csv(path, rows):
-    """One line per result row (per-image results are in the JSON only)."""
+    """One line per result row, a column per extra metric after ssim (per-image results are in the JSON only)."""
+    columns = list(CSV_COLUMNS)
+    columns[columns.index('ssim') + 1 : columns.index('ssim') + 1] = extra_metrics(rows)
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, CSV_COLUMNS, extrasaction='ignore', lineterminator='\n')
+    writer = csv.DictWriter(buffer, columns, extrasaction='ignore', lineterminator='\n')
     writer.writeheader()
     for row in rows:
         writer.writerow({**row, 'num_images': len(row.get('per_image', []))})
@@ -50,7 +58,8 @@ def _bold_best(values, higher_is_better, digits):
 
 def markdown_table(rows):
     """Paper-style tables, one per scale: a line per model, parameters and FLOPs, then per data set PSNR / SSIM,
-    and latency; the best value of each column in bold (higher PSNR/SSIM, lower costs).
+    the extra metrics and latency; the best value of each column in bold (higher PSNR/SSIM, lower extra metrics and
+    costs).
 
     Args:
         rows (list[dict]): Result rows of :func:`san_plugin.benchmark.quality.run_quality`.
@@ -59,6 +68,7 @@ def markdown_table(rows):
         str: Markdown text.
     """
     lines = []
+    extras = extra_metrics(rows)
     for scale in sorted({r['scale'] for r in rows}):
         at_scale = [r for r in rows if r['scale'] == scale]
         models = list(dict.fromkeys(r['model'] for r in at_scale))
@@ -75,6 +85,8 @@ def markdown_table(rows):
             psnr = _bold_best([r.get('psnr') for r in got], True, 2)
             ssim = _bold_best([r.get('ssim') for r in got], True, 4)
             columns.append((f'{d} PSNR / SSIM', [f'{p} / {s}' for p, s in zip(psnr, ssim)]))
+            for name in extras:
+                columns.append((f'{d} {QUALITY_METRICS[name][1]}', _bold_best([r.get(name) for r in got], False, 4)))
             columns.append((f'{d} ms', _bold_best([r.get('latency_ms') for r in got], False, 1)))
         lines.append(f'### x{scale} (device: {at_scale[0]["device"]})\n')
         lines.append('| ' + ' | '.join(head for head, _ in columns) + ' |')
@@ -83,6 +95,9 @@ def markdown_table(rows):
             lines.append('| ' + ' | '.join(str(values[i]) for _, values in columns) + ' |')
         lines.append('')
     lines.append('PSNR / SSIM on the Y channel (BT.601), crop border = scale; latency: median per image after warm-up.')
+    if extras:
+        labels = ', '.join(QUALITY_METRICS[name][1] for name in extras)
+        lines.append(f'{labels}: mean per image, crop border = scale, lower is better.')
     return '\n'.join(lines) + '\n'
 
 

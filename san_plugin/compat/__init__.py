@@ -5,7 +5,8 @@
 ``basicsr/train.py`` and ``tools/train.py`` alike:
 
 - ``parse_options`` (:mod:`san_plugin.compat.entry_points`): outputs of an installed BasicSR go to the current
-  working directory; ``network_*`` options are checked against the arch; BasicSR's training script gets the resume
+  working directory; ``network_*`` options are checked against the arch; the ImageNet weights of perceptual losses
+  and metrics are checked (:mod:`san_plugin.compat.weights_check`); BasicSR's training script gets the resume
   below.
 - ``load_resume_state`` (:mod:`san_plugin.compat.resume`): resumes on CPU, loads states with ``weights_only=True``,
   and ``--auto_resume`` takes the newest complete checkpoint of the run (chosen by rank 0 for every rank), or stops

@@ -9,6 +9,7 @@ from basicsr.utils import get_root_logger
 from san_plugin.compat.network_options import check_network_options
 from san_plugin.compat.paths import check_path_options, output_root
 from san_plugin.compat.resume import ResumeReport, load_resume_state
+from san_plugin.compat.weights_check import check_weights
 
 
 def _is_basicsr_train_pipeline(frame):
@@ -24,8 +25,10 @@ def wrap_parse_options(parse_options):
 
     1. passes :func:`san_plugin.compat.paths.output_root` of ``root_path``, so that an installed BasicSR writes
        ``experiments/`` and ``results/`` under the current working directory instead of ``site-packages``;
-    2. checks every ``network_*`` section (:func:`san_plugin.compat.network_options.check_network_options`) and the
-       ``path`` values BasicSR makes folders of (:func:`san_plugin.compat.paths.check_path_options`);
+    2. checks every ``network_*`` section (:func:`san_plugin.compat.network_options.check_network_options`), the
+       ``path`` values BasicSR makes folders of (:func:`san_plugin.compat.paths.check_path_options`) and the
+       ImageNet weights of perceptual losses and metrics (:func:`san_plugin.compat.weights_check.check_weights`),
+       so that a bad option or a missing file stops the run before BasicSR creates any folder;
     3. when called by BasicSR's ``train_pipeline``, points that module's ``load_resume_state`` at the plugin's
        (:func:`san_plugin.compat.resume.load_resume_state`), which ``train_pipeline`` calls next, and its
        ``get_root_logger`` at one that also writes the checkpoints ``--auto_resume`` rejected into the run's log
@@ -46,6 +49,7 @@ def wrap_parse_options(parse_options):
         opt, args = parse_options(output_root(root_path), is_train)
         check_network_options(opt)
         check_path_options(opt)
+        check_weights(opt)
         caller = sys._getframe(1)
         if _is_basicsr_train_pipeline(caller):
             report = ResumeReport()
