@@ -66,10 +66,11 @@ setup(
         'tqdm',
         'safetensors',
         'submitit>=1.5',  # studies with executor: slurm (san_plugin/study/execution.py)
+        'filelock',  # prepare_data's lock on its output folder, on every OS (san_plugin/data/prepare.py)
     ],
     extras_require={
         'onnx': ONNX_EXTRA,
         'spandrel': SPANDREL_EXTRA,
-        'test': ['pytest>=7', 'pytest-xdist>=3.5', 'filelock', 'ruff>=0.5', *ONNX_EXTRA, *SPANDREL_EXTRA],
+        'test': ['pytest>=7', 'pytest-xdist>=3.5', 'ruff>=0.5', *ONNX_EXTRA, *SPANDREL_EXTRA],
     },
 )

@@ -19,7 +19,6 @@ stops with a message instead of overwriting the first one's files (:func:`exclus
 """
 
 import contextlib
-import fcntl
 import logging
 import math
 from functools import partial
@@ -31,6 +30,7 @@ import lmdb
 import numpy as np
 import torch
 from basicsr.data.transforms import mod_crop
+from filelock import FileLock, Timeout
 from tqdm import tqdm
 
 from san_plugin.data.images import (
@@ -333,29 +333,29 @@ def exclusive_output(root):
     """Hold the output folder ``root`` for this run alone, and clear what killed runs left in it.
 
     Two runs writing the same outputs would replace each other's files and databases under their feet. The first run
-    takes an exclusive lock on ``<root>/.prepare_data.lock`` (released by the system when it ends, killed or not);
-    a second run stops at once with a message naming the folder. While it holds the lock, the run removes the
-    temporary files and folders (:func:`san_plugin.utils.atomic_save.is_temporary`) that killed runs left below
-    ``root``.
+    takes an exclusive lock on ``<root>/.prepare_data.lock`` with the ``filelock`` package (an operating-system lock,
+    released by the system when the run ends, killed or not); a second run stops at once with a message naming the
+    folder. While it holds the lock, the run removes the temporary files and folders
+    (:func:`san_plugin.utils.atomic_save.is_temporary`) that killed runs left below ``root``.
 
     Args:
         root (Path): The output folder, ``<output_root>/<name>``; created if missing.
     """
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / LOCK_NAME, 'a') as lock:
-        try:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise PrepareDataError(
-                f'another prepare_data run is writing {root} (it holds {root / LOCK_NAME}); wait for it to finish, '
-                'then run this command again: it will skip what is complete'
-            ) from None
+    lock = FileLock(root / LOCK_NAME, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise PrepareDataError(
+            f'another prepare_data run is writing {display_path(root)} (it holds {display_path(root / LOCK_NAME)}); '
+            'wait for it to finish, then run this command again: it will skip what is complete'
+        ) from None
+    try:
         for folder in [root, *(path for path in root.rglob('*') if path.is_dir() and not is_temporary(path.name))]:
             remove_temporaries(folder)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+        yield
+    finally:
+        lock.release()
 
 
 def _check_train_options(crop_size, step, thresh_size):
