@@ -176,12 +176,16 @@ class _ImageMap:
 
     def __call__(self, func, items, desc):
         if self.workers <= 1 or len(items) <= 1:
-            return [func(item) for item in tqdm(items, desc=desc, unit='image')]
-        if self.pool is None:
-            # Spawned, not forked: a worker forked from a process whose thread pools are running (after
-            # torch.compile, for one) can hang for ever in its first torch call.
-            self.pool = get_context('spawn').Pool(self.workers, initializer=_single_thread)
-        return list(tqdm(self.pool.imap(func, items), total=len(items), desc=desc, unit='image'))
+            results = map(func, items)
+        else:
+            if self.pool is None:
+                # Spawned, not forked: a worker forked from a process whose thread pools are running (after
+                # torch.compile, for one) can hang for ever in its first torch call.
+                self.pool = get_context('spawn').Pool(self.workers, initializer=_single_thread)
+            results = self.pool.imap(func, items)
+        # Closed on an error too, so that the bar ends its line before the error's message.
+        with tqdm(results, total=len(items), desc=desc, unit='image') as progress:
+            return list(progress)
 
 
 def _image_shape(path):
