@@ -67,7 +67,8 @@ def list_images(folder):
 def _native_stderr_discarded():
     """Send what C code writes to file descriptor 2 during the block to the null device."""
     with _NATIVE_STDERR:
-        sys.stderr.flush()
+        if sys.stderr is not None:
+            sys.stderr.flush()  # what Python holds back is printed now, not lost
         saved = os.dup(2)
         null = os.open(os.devnull, os.O_WRONLY)
         try:
