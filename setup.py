@@ -69,10 +69,11 @@ setup(
         # LPIPS and DISTS metrics (san_plugin/metrics): its wheel ships the LPIPS heads and the DISTS weights (DISTS
         # since 1.7; 1.9 is the version tested). Imported only when a metric network is built.
         'torchmetrics>=1.9',
+        'filelock',  # prepare_data's lock on its output folder, on every OS (san_plugin/data/prepare.py)
     ],
     extras_require={
         'onnx': ONNX_EXTRA,
         'spandrel': SPANDREL_EXTRA,
-        'test': ['pytest>=7', 'pytest-xdist>=3.5', 'filelock', 'ruff>=0.5', *ONNX_EXTRA, *SPANDREL_EXTRA],
+        'test': ['pytest>=7', 'pytest-xdist>=3.5', 'ruff>=0.5', *ONNX_EXTRA, *SPANDREL_EXTRA],
     },
 )

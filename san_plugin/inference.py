@@ -5,6 +5,7 @@ upscaled separately with bicubic interpolation; 16-bit images stay 16-bit. Outpu
 ``<stem>_x<scale>.png`` (or ``<stem>_<suffix>.png``), written under a temporary name and then moved into place.
 """
 
+import sys
 from pathlib import Path
 
 import cv2
@@ -14,7 +15,7 @@ from basicsr.archs import build_network
 from tqdm import tqdm
 
 from san_plugin.convert.loading import read_network_file
-from san_plugin.utils.atomic_save import atomic_write_bytes
+from san_plugin.data.images import IMAGE_SUFFIXES, ImageError, display_path, read_image, write_image
 
 MAX_VALUES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
@@ -46,17 +47,22 @@ def load_model(weights, scale=None, device='cpu', half=False, network_opt=None):
     return (net.half() if half else net), config['upscale']
 
 
-def read_image(path):
-    """Read an image file as stored (``cv2.IMREAD_UNCHANGED``): HxW, HxWx3 (BGR) or HxWx4 (BGRA), uint8 or uint16."""
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise ValueError(f'{path} is not an image file that OpenCV can read')
+def read_input_image(path):
+    """Read an image file as stored and check that the network can take it: 8 or 16 bit, grey, RGB or RGBA.
+
+    Args:
+        path (Path): Image file.
+
+    Returns:
+        np.ndarray: HxW, HxWx3 (BGR) or HxWx4 (BGRA), uint8 or uint16.
+    """
+    img = read_image(path, 'unchanged')
     if img.dtype not in MAX_VALUES:
-        raise ValueError(f'{path}: {img.dtype} pixels are not supported (8-bit and 16-bit images are)')
+        raise ImageError(f'{display_path(path)}: {img.dtype} pixels are not supported (8-bit and 16-bit images are)')
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[:, :, 0]
     if img.ndim == 3 and img.shape[2] not in (3, 4):
-        raise ValueError(f'{path}: {img.shape[2]} channels are not supported (grey, RGB and RGBA are)')
+        raise ImageError(f'{display_path(path)}: {img.shape[2]} channels are not supported (grey, RGB and RGBA are)')
     return img
 
 
@@ -74,8 +80,8 @@ def _forward(net, img, scale, tile, tile_pad):
     return out[0].float().clamp(0, 1).cpu().numpy().transpose(1, 2, 0)
 
 
-def upscale_image(net, img, scale, tile=None, tile_pad=10):
-    """Upscale an image array as ``read_image`` returns it; the result has the same channels and dtype.
+def upscale_keeping_format(net, img, scale, tile=None, tile_pad=10):
+    """Upscale an image array as ``read_input_image`` returns it; the result has the same channels and dtype.
 
     Args:
         net (nn.Module): The network (eval mode).
@@ -107,22 +113,28 @@ def upscale_image(net, img, scale, tile=None, tile_pad=10):
     return np.round(out * max_value).astype(img.dtype)
 
 
-def write_image(img, path):
-    """Encode ``img`` in the format of ``path``'s suffix and write it atomically, so no partial file is left."""
-    ok, encoded = cv2.imencode(Path(path).suffix, img)
-    if not ok:
-        raise OSError(f'could not encode {path}')
-    atomic_write_bytes(path, encoded.tobytes())
-
-
 def list_inputs(input_path):
-    """The files to process: ``input_path`` itself, or the files of that folder (not its subfolders), sorted."""
+    """The files to process: ``input_path`` itself, or the entries of that folder, sorted.
+
+    Of a folder: every file whose name does not start with a dot (any suffix: one that is not an image is reported),
+    and subfolders named like an image (``x.png``, reported too); other subfolders are not entered.
+
+    Args:
+        input_path (str | Path): A file or a folder.
+
+    Returns:
+        list[Path]: The inputs.
+    """
     input_path = Path(input_path)
-    if input_path.is_file():
-        return [input_path]
     if input_path.is_dir():
-        return sorted(path for path in input_path.iterdir() if path.is_file() and not path.name.startswith('.'))
-    raise FileNotFoundError(f'input {input_path} does not exist')
+        return sorted(
+            path
+            for path in input_path.iterdir()
+            if not path.name.startswith('.') and (path.is_file() or path.suffix.lower() in IMAGE_SUFFIXES)
+        )
+    if input_path.exists():
+        return [input_path]
+    raise FileNotFoundError(f'input {display_path(input_path)} does not exist')
 
 
 def output_paths(inputs, output_dir, scale, suffix=None):
@@ -163,7 +175,8 @@ def run_inference(
 ):
     """Upscale an image file, or every image file of a folder, into PNG files.
 
-    A file that cannot be read or processed is reported and skipped; the others still run.
+    A file that cannot be read or processed is reported on stderr in one line naming it, and skipped; the others
+    still run. Each output is written atomically as soon as it is done.
 
     Args:
         input_path (str | Path): An image file or a folder of them.
@@ -188,10 +201,13 @@ def run_inference(
     written, failed = [], {}
     for src, dst in zip(tqdm(inputs, desc='Upscaling', unit='image', disable=not progress), outputs):
         try:
-            write_image(upscale_image(net, read_image(src), net_scale, tile, tile_pad), dst)
-        except (ValueError, OSError, RuntimeError) as error:
+            write_image(dst, upscale_keeping_format(net, read_input_image(src), net_scale, tile, tile_pad))
+        except ImageError as error:
             failed[src] = str(error)
-            tqdm.write(f'skipped {src}: {error}')
+        except (ValueError, OSError, RuntimeError) as error:
+            failed[src] = f'{display_path(src)}: {error}'
+        else:
+            written.append(dst)
             continue
-        written.append(dst)
+        tqdm.write(f'skipped: {failed[src]}', file=sys.stderr)
     return written, failed

@@ -15,10 +15,11 @@ from conftest import REPO_ROOT
 
 from san_plugin.archs.san_arch import SAN
 from san_plugin.benchmark import quality
-from san_plugin.benchmark.datasets import bicubic_resize, load_dataset, parse_dataset_spec
+from san_plugin.benchmark.datasets import load_dataset, parse_dataset_spec
 from san_plugin.benchmark.models import parse_model_spec
 from san_plugin.benchmark.options import read_options_file
 from san_plugin.benchmark.report import markdown_table
+from san_plugin.data.images import bicubic_resize
 
 sys.path.insert(0, str(REPO_ROOT / 'tools'))
 import benchmark  # noqa: E402
@@ -159,7 +160,7 @@ def test_scale_placeholder_in_folders(tmp_path):
         (['--model', 'bicubic', '--dataset', 'toy={hr}', '--crops', 'nope'], "--crops: images ['nope']"),
         (['--model', 'bicubic', '--dataset', 'toy={hr}:{hr}'], 'is 40x32 but'),
         (['--model', 'bicubic', '--dataset', 'toy={hr}:{bad_lr}'], 'LR/HR name mismatch'),
-        (['--model', 'bicubic', '--dataset', 'toy={hr}:{corrupt}'], 'cannot read image'),
+        (['--model', 'bicubic', '--dataset', 'toy={hr}:{corrupt}'], 'im0.png is not a readable image'),
         (['--model', 'san={weights}', '--dataset', 'toy={hr}', '--scale', '3'], 'no model supports the scales [3]'),
         (['--dataset', 'toy={hr}'], 'no models: give --model'),
     ],

@@ -11,7 +11,7 @@ from conftest import REPO_ROOT
 import san_plugin  # noqa: F401  (registers the archs)
 from san_plugin.archs.san_arch import SAN
 from san_plugin.convert.checkpoint_io import save_weights_file
-from san_plugin.inference import load_model, output_paths, upscale_image
+from san_plugin.inference import load_model, output_paths, upscale_keeping_format
 
 SCALE = 2
 
@@ -66,7 +66,7 @@ def test_folder_with_every_kind_of_input(tmp_path, capsys, inference_tool, net, 
     out = tmp_path / 'out'
     code = inference_tool.main(['-i', str(folder), '-o', str(out), '-w', str(weights)])
     assert code == 1  # one file (readme.txt) failed
-    assert 'readme.txt is not an image file' in capsys.readouterr().err
+    assert 'readme.txt is not a readable image' in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ['deep_x2.png', 'grey_x2.png', 'rgb_x2.png', 'rgba_x2.png']
     results = {name: cv2.imread(str(out / f'{name}_x2.png'), cv2.IMREAD_UNCHANGED) for name in arrays}
     for name, array in arrays.items():
@@ -126,13 +126,13 @@ def test_authors_weights_detected(tmp_path, weights):
     authors_net, authors_scale = load_model(authors)
     assert scale == authors_scale == SCALE
     img = np.random.default_rng(1).integers(0, 256, (6, 7, 3), dtype=np.uint8)
-    assert np.array_equal(upscale_image(net, img, scale), upscale_image(authors_net, img, scale))
+    assert np.array_equal(upscale_keeping_format(net, img, scale), upscale_keeping_format(authors_net, img, scale))
 
 
 def test_tiled_matches_whole_image_closely(net):
     pytest.importorskip('san_plugin.utils.test_time')
     img = np.random.default_rng(2).integers(0, 256, (40, 36, 3), dtype=np.uint8)
-    whole = upscale_image(net, img, SCALE).astype(np.int32)
-    tiled = upscale_image(net, img, SCALE, tile=24, tile_pad=8).astype(np.int32)
+    whole = upscale_keeping_format(net, img, SCALE).astype(np.int32)
+    tiled = upscale_keeping_format(net, img, SCALE, tile=24, tile_pad=8).astype(np.int32)
     assert tiled.shape == whole.shape
     assert np.abs(tiled - whole).mean() < 8  # the non-local module and SOCA see each tile only

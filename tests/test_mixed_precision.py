@@ -14,7 +14,7 @@ from fixture_weights import fixture_and_weights
 import san_plugin
 from san_plugin.archs.san_arch import SAN
 from san_plugin.archs.soca_arch import SOCA
-from san_plugin.benchmark.datasets import bicubic_resize
+from san_plugin.data.images import bicubic_resize
 
 sys.path.insert(0, str(REPO_ROOT / 'tools'))
 import benchmark  # noqa: E402

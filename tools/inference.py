@@ -4,8 +4,10 @@
     python tools/inference.py -i lr_folder -o results -w SAN_x4.safetensors --tile 200 --device cuda --half
 
 Writes ``<stem>_x<scale>.png`` per input image; the architecture and configuration come from the weights (their
-record, else their tensors; a setting neither gives is warned about: give it with --network-opt key=value). Exit
-status 0 when every file succeeded, 1 otherwise (files that fail are reported and skipped).
+record, else their tensors; a setting neither gives is warned about: give it with --network-opt key=value). A file
+that fails (not an image, truncated, corrupt, of a depth or channel count the network cannot take, ...) is reported
+in one line naming it and skipped; the others are still upscaled. Exit status 0 when every file succeeded, 1
+otherwise, 2 for a usage error.
 """
 
 import argparse
@@ -13,6 +15,7 @@ import sys
 
 import san_plugin  # noqa: F401  (registers the archs)
 from san_plugin.convert.network_config import add_network_opt_argument, network_opts
+from san_plugin.data.images import display_path
 from san_plugin.inference import run_inference
 
 
@@ -45,9 +48,7 @@ def main(argv=None):
     except (OSError, ValueError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 1
-    print(f'{len(written)} written to {args.output}, {len(failed)} failed')
-    for path, reason in failed.items():
-        print(f'failed: {path}: {reason}', file=sys.stderr)
+    print(f'{len(written)} written to {display_path(args.output)}, {len(failed)} failed')
     return 1 if failed else 0
 
 

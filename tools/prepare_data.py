@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 
+from san_plugin.data.images import IMAGE_SUFFIXES, ImageError, display_path
 from san_plugin.data.prepare import SUPPORTED_SCALES, PrepareDataError, prepare_benchmark, prepare_train
 
 TRAIN_HELP = """\
@@ -35,7 +36,8 @@ def build_parser():
     workers = min(4, os.cpu_count() or 1)
 
     def add_common(sub, name_default):
-        sub.add_argument('--input', required=True, help='folder of HR images (png, jpg, bmp, tif, webp)')
+        suffixes = ', '.join(suffix[1:] for suffix in IMAGE_SUFFIXES)
+        sub.add_argument('--input', required=True, help=f'folder of HR images ({suffixes})')
         if name_default is None:
             sub.add_argument('--name', required=True, help='set name, e.g. Set5: the output folder OUTPUT_ROOT/NAME')
         else:
@@ -100,13 +102,14 @@ def main(argv=None):
                 workers=args.workers,
             )
             for scale, path in paths.items():
-                print(f'{"HR" if scale == 1 else f"X{scale}"}: {path}')
+                print(f'{"HR" if scale == 1 else f"X{scale}"}: {display_path(path)}')
         else:
             root = prepare_benchmark(
                 args.input, name=args.name, output_root=args.output_root, scales=args.scales, workers=args.workers
             )
-            print(f'{args.name}: {root}/HR/x{{s}} and {root}/LR_bicubic/x{{s}}')
-    except PrepareDataError as error:
+            shown = display_path(root)
+            print(f'{display_path(args.name)}: {shown}/HR/x{{s}} and {shown}/LR_bicubic/x{{s}}')
+    except (PrepareDataError, ImageError, OSError) as error:
         parser.exit(1, f'{parser.prog} {args.command}: error: {error}\n')
 
 

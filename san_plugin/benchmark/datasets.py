@@ -8,12 +8,10 @@ the stem followed by ``x{scale}`` (BasicSR's DIV2K naming).
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 from basicsr.data.transforms import mod_crop
-from basicsr.utils.matlab_functions import imresize
 
-IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+from san_plugin.data.images import IMAGE_SUFFIXES, bicubic_resize, list_images, read_image
 
 
 @dataclass
@@ -64,23 +62,9 @@ def parse_dataset_spec(text, origin='--dataset'):
     return DatasetSpec(name, hr_dir, lr_dir or None, origin)
 
 
-def read_image(path):
-    """Read an image as uint8 BGR (grey images get three equal channels)."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise ValueError(f'cannot read image {path} (missing, corrupt or not an image)')
-    return img
-
-
-def bicubic_resize(img, scale):
-    """MATLAB ``imresize(img, scale, 'bicubic')`` of a uint8 BGR image, rounded back to uint8 as MATLAB does."""
-    out = imresize(img.astype(np.float32) / 255.0, scale)
-    return (np.clip(out, 0, 1) * 255.0).round().astype(np.uint8)
-
-
-def list_images(folder):
-    """Image files of ``folder`` by stem, sorted."""
-    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+def images_by_stem(folder):
+    """The images of ``folder`` (:func:`san_plugin.data.images.list_images`) by file name without suffix."""
+    return {path.stem: path for path in list_images(folder)}
 
 
 def pair_names(hr_files, lr_files, scale, spec, lr_dir):
@@ -112,10 +96,10 @@ def load_dataset(spec, scale):
         list[ImagePair]: Pairs in file-name order; HR modcropped, LR of exactly HR size / scale.
     """
     hr_dir, lr_dir = spec.folders(scale)
-    hr_files = list_images(hr_dir)
+    hr_files = images_by_stem(hr_dir)
     if not hr_files:
         raise ValueError(f'{spec.origin} {spec.name}: HR folder {hr_dir} holds no images ({", ".join(IMAGE_SUFFIXES)})')
-    lr_files = pair_names(hr_files, list_images(lr_dir), scale, spec, lr_dir) if lr_dir else {}
+    lr_files = pair_names(hr_files, images_by_stem(lr_dir), scale, spec, lr_dir) if lr_dir else {}
     pairs = []
     for stem, hr_path in hr_files.items():
         hr = mod_crop(read_image(hr_path), scale)

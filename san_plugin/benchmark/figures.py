@@ -5,21 +5,11 @@ import math
 import cv2
 import numpy as np
 
-from san_plugin.benchmark.report import write_atomic
-
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 BLACK, GREY, WHITE, RED = (0, 0, 0), (150, 150, 150), (255, 255, 255), (0, 0, 220)
 PALETTE = [(180, 119, 31), (14, 127, 255), (44, 160, 44), (40, 39, 214), (189, 103, 148), (75, 86, 140)]
 TILE = 192
 LABEL_H = 40
-
-
-def write_png(path, img):
-    """Encode ``img`` as PNG and write it atomically."""
-    ok, buffer = cv2.imencode('.png', img)
-    if not ok:
-        raise RuntimeError(f'cannot encode {path} as PNG')
-    write_atomic(path, buffer.tobytes())
 
 
 def nice_ticks(low, high, count=5):

@@ -18,11 +18,12 @@ from basicsr.metrics import calculate_psnr, calculate_ssim
 from basicsr.utils import img2tensor, tensor2img
 from tqdm import tqdm
 
-from san_plugin.benchmark.datasets import bicubic_resize, load_dataset
-from san_plugin.benchmark.figures import crop_box, crop_grid, plot_psnr_latency, write_png
+from san_plugin.benchmark.datasets import load_dataset
+from san_plugin.benchmark.figures import crop_box, crop_grid, plot_psnr_latency
 from san_plugin.benchmark.flops import count_flops, count_params
 from san_plugin.benchmark.metrics import prepare_metrics
 from san_plugin.benchmark.report import markdown_table, write_atomic, write_csv, write_json
+from san_plugin.data.images import bicubic_resize, write_image
 from san_plugin.utils.precision import autocast
 from san_plugin.utils.test_time import test_forward
 from san_plugin.utils.threads import torch_threads
@@ -108,7 +109,7 @@ def synchronize(device):
         torch.cuda.synchronize(device)
 
 
-def upscale_image(net, lr, scale, device, test_time):
+def timed_upscale(net, lr, scale, device, test_time):
     """Upscale one uint8 BGR image: bicubic (``net`` None) or the network; returns (uint8 BGR SR, seconds)."""
     if net is None:
         start = time.perf_counter()
@@ -134,10 +135,10 @@ def evaluate(net, pairs, scale, device, config, progress, keep):
     """Evaluate one model on one data set; returns (summary, per-image rows, kept SR images by name)."""
     if net is not None and pairs:
         for _ in range(config.warmup):
-            upscale_image(net, pairs[0].lr, scale, device, config.test_time)
+            timed_upscale(net, pairs[0].lr, scale, device, config.test_time)
     per_image, kept, seconds = [], {}, []
     for pair in pairs:
-        sr, elapsed = upscale_image(net, pair.lr, scale, device, config.test_time)
+        sr, elapsed = timed_upscale(net, pair.lr, scale, device, config.test_time)
         if sr.shape != pair.hr.shape:
             raise ValueError(f'output of {pair.name} is {sr.shape}, expected {pair.hr.shape}: is the scale right?')
         seconds.append(elapsed)
@@ -266,7 +267,7 @@ def write_outputs(rows, crops, out):
         group = [r for r in rows if r['dataset'] == dataset and r['scale'] == scale]
         path = out / f'psnr_latency_{_file_part(dataset)}_x{scale}.png'
         title = f'{dataset} x{scale} on {group[0]["device"]}: PSNR vs latency, bubble area ~ parameters'
-        write_png(path, plot_psnr_latency(group, title))
+        write_image(path, plot_psnr_latency(group, title))
         written.append(path)
     per_image = {(r['model'], r['dataset'], r['scale'], p['image']): p for r in rows for p in r['per_image']}
     for (dataset, scale, image), (crop, images) in crops.items():
@@ -277,6 +278,6 @@ def write_outputs(rows, crops, out):
                 captions[label] = f'{found["psnr"]:.2f} dB / {found["ssim"]:.4f}'
         box = crop_box(images['HR'].shape, crop.x, crop.y, crop.size)
         path = out / f'crops_{_file_part(dataset)}_x{scale}_{_file_part(image)}.png'
-        write_png(path, crop_grid(images, box, captions))
+        write_image(path, crop_grid(images, box, captions))
         written.append(path)
     return written

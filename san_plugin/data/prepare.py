@@ -19,7 +19,6 @@ stops with a message instead of overwriting the first one's files (:func:`exclus
 """
 
 import contextlib
-import fcntl
 import logging
 import math
 from functools import partial
@@ -31,15 +30,24 @@ import lmdb
 import numpy as np
 import torch
 from basicsr.data.transforms import mod_crop
-from basicsr.utils.matlab_functions import imresize
+from filelock import FileLock, Timeout
 from tqdm import tqdm
 
-from san_plugin.utils.atomic_save import atomic_path, atomic_write_bytes, is_temporary, remove_temporaries
+from san_plugin.data.images import (
+    IMAGE_SUFFIXES,
+    ImageError,
+    bicubic_resize,
+    display_path,
+    list_images,
+    read_image,
+    write_image,
+)
+from san_plugin.utils.atomic_save import atomic_path, is_temporary, remove_temporaries
 
 SUPPORTED_SCALES = (2, 3, 4, 8)
 CROP_ALIGN = math.lcm(*SUPPORTED_SCALES)
-IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
 PNG_COMPRESSION = 1  # BasicSR's LMDB default: fast to decode while training
+PNG_PARAMS = (cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION)
 LMDB_BATCH = 1000
 LOCK_NAME = '.prepare_data.lock'
 
@@ -67,60 +75,42 @@ def check_scales(scales):
     return sorted(set(scales))
 
 
-def list_images(folder):
-    """Image files directly inside ``folder``, sorted by name.
+def list_input_images(folder):
+    """The images of an input folder (``--input``), checked: the folder exists, holds images, no two share a stem.
 
     Args:
         folder (str | Path): Input folder.
 
     Returns:
-        list[Path]: Paths of the images (files ending with one of ``IMAGE_SUFFIXES``, any case).
+        list[Path]: Its images (:func:`san_plugin.data.images.list_images`).
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise PrepareDataError(f'input folder {folder} (--input) does not exist or is not a folder')
-    paths = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        raise PrepareDataError(f'input folder {display_path(folder)} (--input) does not exist or is not a folder')
+    paths = list_images(folder)
     if not paths:
-        raise PrepareDataError(f'no images ({", ".join(IMAGE_SUFFIXES)}) in input folder {folder} (--input)')
+        raise PrepareDataError(
+            f'no images ({", ".join(IMAGE_SUFFIXES)}) in input folder {display_path(folder)} (--input)'
+        )
     by_stem = {}
     for path in paths:
         if path.stem in by_stem:
-            raise PrepareDataError(f'{by_stem[path.stem]} and {path} would both be written as {path.stem}.png')
+            raise PrepareDataError(
+                f'{display_path(by_stem[path.stem])} and {display_path(path)} would both be written as '
+                f'{display_path(path.stem)}.png'
+            )
         by_stem[path.stem] = path
     return paths
 
 
-def read_image(path):
-    """Decode an image file the way BasicSR's datasets do (``cv2.IMREAD_COLOR``: BGR, uint8, 3 channels).
-
-    Args:
-        path (str | Path): Image file.
-
-    Returns:
-        ndarray: (h, w, 3) uint8 BGR image.
-    """
-    try:
-        content = np.fromfile(path, np.uint8)
-    except OSError as error:
-        raise PrepareDataError(f'cannot read {path}: {error.strerror}') from error
-    img = cv2.imdecode(content, cv2.IMREAD_COLOR) if content.size else None
-    if img is None:
-        raise PrepareDataError(f'{path} is not a readable image (truncated or corrupt?); replace or remove it')
-    return img
-
-
 def write_png(path, img):
-    """Write ``img`` as a PNG at ``path`` through a hidden temporary file in the same folder, then rename it.
+    """Write ``img`` as a PNG at ``path`` with BasicSR's LMDB compression (:func:`san_plugin.data.images.write_image`).
 
     Args:
         path (Path): Destination (its folder is created).
         img (ndarray): uint8 image.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ok, encoded = cv2.imencode('.png', img, [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION])
-    if not ok:
-        raise PrepareDataError(f'cannot encode {path} as PNG')
-    atomic_write_bytes(path, encoded.tobytes())
+    write_image(path, img, PNG_PARAMS)
 
 
 def read_complete_image(path, shape):
@@ -129,23 +119,9 @@ def read_complete_image(path, shape):
         return None
     try:
         img = read_image(path)
-    except PrepareDataError:
+    except ImageError:
         return None
     return img if img.shape == tuple(shape) else None
-
-
-def bicubic_downscale(img, scale):
-    """MATLAB ``imresize(modcrop(img, scale), 1 / scale, 'bicubic')`` on a uint8 image, rounded back to uint8.
-
-    Args:
-        img (ndarray): (h, w, c) uint8 image.
-        scale (int): Down-scaling factor.
-
-    Returns:
-        ndarray: (h // scale, w // scale, c) uint8 image.
-    """
-    low = imresize(mod_crop(img, scale).astype(np.float32) / 255.0, 1 / scale)
-    return np.clip(np.floor(low * 255.0 + 0.5), 0, 255).astype(np.uint8)
 
 
 def crop_starts(length, crop_size, step, thresh_size):
@@ -200,12 +176,16 @@ class _ImageMap:
 
     def __call__(self, func, items, desc):
         if self.workers <= 1 or len(items) <= 1:
-            return [func(item) for item in tqdm(items, desc=desc, unit='image')]
-        if self.pool is None:
-            # Spawned, not forked: a worker forked from a process whose thread pools are running (after
-            # torch.compile, for one) can hang for ever in its first torch call.
-            self.pool = get_context('spawn').Pool(self.workers, initializer=_single_thread)
-        return list(tqdm(self.pool.imap(func, items), total=len(items), desc=desc, unit='image'))
+            results = map(func, items)
+        else:
+            if self.pool is None:
+                # Spawned, not forked: a worker forked from a process whose thread pools are running (after
+                # torch.compile, for one) can hang for ever in its first torch call.
+                self.pool = get_context('spawn').Pool(self.workers, initializer=_single_thread)
+            results = self.pool.imap(func, items)
+        # Closed on an error too, so that the bar ends its line before the error's message.
+        with tqdm(results, total=len(items), desc=desc, unit='image') as progress:
+            return list(progress)
 
 
 def _image_shape(path):
@@ -262,7 +242,7 @@ class SubImageSet:
         low = read_complete_image(path, shape)
         if low is not None:
             return low
-        low = bicubic_downscale(hr, self.scale)
+        low = bicubic_resize(mod_crop(hr, self.scale), 1 / self.scale)
         write_png(path, low)
         return low
 
@@ -357,29 +337,29 @@ def exclusive_output(root):
     """Hold the output folder ``root`` for this run alone, and clear what killed runs left in it.
 
     Two runs writing the same outputs would replace each other's files and databases under their feet. The first run
-    takes an exclusive lock on ``<root>/.prepare_data.lock`` (released by the system when it ends, killed or not);
-    a second run stops at once with a message naming the folder. While it holds the lock, the run removes the
-    temporary files and folders (:func:`san_plugin.utils.atomic_save.is_temporary`) that killed runs left below
-    ``root``.
+    takes an exclusive lock on ``<root>/.prepare_data.lock`` with the ``filelock`` package (an operating-system lock,
+    released by the system when the run ends, killed or not); a second run stops at once with a message naming the
+    folder. While it holds the lock, the run removes the temporary files and folders
+    (:func:`san_plugin.utils.atomic_save.is_temporary`) that killed runs left below ``root``.
 
     Args:
         root (Path): The output folder, ``<output_root>/<name>``; created if missing.
     """
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / LOCK_NAME, 'a') as lock:
-        try:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise PrepareDataError(
-                f'another prepare_data run is writing {root} (it holds {root / LOCK_NAME}); wait for it to finish, '
-                'then run this command again: it will skip what is complete'
-            ) from None
+    lock = FileLock(root / LOCK_NAME, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise PrepareDataError(
+            f'another prepare_data run is writing {display_path(root)} (it holds {display_path(root / LOCK_NAME)}); '
+            'wait for it to finish, then run this command again: it will skip what is complete'
+        ) from None
+    try:
         for folder in [root, *(path for path in root.rglob('*') if path.is_dir() and not is_temporary(path.name))]:
             remove_temporaries(folder)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+        yield
+    finally:
+        lock.release()
 
 
 def _check_train_options(crop_size, step, thresh_size):
@@ -398,8 +378,8 @@ def _check_keys(paths):
         stem = path.stem
         if not stem.isascii() or '.' in stem or any(char.isspace() for char in stem):
             raise PrepareDataError(
-                f'{path}: LMDB keys are the file names without extension and must be ASCII with no dots or spaces; '
-                'rename the file'
+                f'{display_path(path)}: LMDB keys are the file names without extension and must be ASCII with no '
+                'dots or spaces; rename the file'
             )
 
 
@@ -434,7 +414,7 @@ def prepare_train(
     """
     scales = check_scales(scales)
     _check_train_options(crop_size, step, thresh_size)
-    paths = list_images(input_folder)
+    paths = list_input_images(input_folder)
     _check_keys(paths)
     with _ImageMap(min(workers, len(paths))) as image_map:
         shapes = image_map(_image_shape, paths, 'Check HR images')
@@ -448,7 +428,9 @@ def prepare_train(
                 )
         keys = [key for path in paths for key in _sub_image_keys(path.stem, boxes[path])]
         if not keys:
-            raise PrepareDataError(f'no image in {input_folder} is at least {crop_size}x{crop_size} (--crop-size)')
+            raise PrepareDataError(
+                f'no image in {display_path(input_folder)} is at least {crop_size}x{crop_size} (--crop-size)'
+            )
         with exclusive_output(Path(output_root) / name):
             return _write_train_sets(paths, boxes, keys, name, output_root, scales, crop_size, image_map)
 
@@ -485,7 +467,7 @@ def _make_benchmark_image(path, root, scales):
             written += 1
         lr_shape = (cropped.shape[0] // scale, cropped.shape[1] // scale, cropped.shape[2])
         if read_complete_image(lr_file, lr_shape) is None:
-            write_png(lr_file, bicubic_downscale(hr, scale))
+            write_png(lr_file, bicubic_resize(cropped, 1 / scale))
             written += 1
     return written
 
@@ -506,7 +488,7 @@ def prepare_benchmark(input_folder, name, output_root='datasets', scales=SUPPORT
         Path: ``<output_root>/<name>``.
     """
     scales = check_scales(scales)
-    paths = list_images(input_folder)
+    paths = list_input_images(input_folder)
     root = Path(output_root) / name
     with _ImageMap(min(workers, len(paths))) as image_map:
         image_map(_image_shape, paths, 'Check HR images')

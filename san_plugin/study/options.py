@@ -65,7 +65,7 @@ from pathlib import Path
 import yaml
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from san_plugin.data.prepare import SUPPORTED_SCALES, PrepareDataError, list_images
+from san_plugin.data.prepare import SUPPORTED_SCALES, PrepareDataError, list_input_images
 from san_plugin.utils.arch_arguments import constructor_arguments
 
 TOP_KEYS = ('name', 'out', 'data_root', 'scales', 'seeds', 'threads', 'param_tolerance', 'networks', 'train', 'test')
@@ -198,7 +198,7 @@ def _test_sets(value, source, scales):
         test_set = TestSet(str(name), **{k: str(v) for k, v in spec.items()})
         if test_set.images is not None:
             try:
-                list_images(test_set.images)
+                list_input_images(test_set.images)
             except PrepareDataError as error:
                 _fail(source, f'{key}.images', str(error).replace(' (--input)', ''))
         for scale in scales:
@@ -221,7 +221,7 @@ def _train(value, source):
     if train['data'] is None:
         _fail(source, 'train.data', 'missing: give a folder of HR training images')
     try:
-        list_images(train['data'])
+        list_input_images(train['data'])
     except PrepareDataError as error:
         _fail(source, 'train.data', str(error).replace(' (--input)', ''))
     for key in POSITIVE_INTS:

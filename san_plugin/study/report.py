@@ -11,8 +11,9 @@ import csv
 import io
 import statistics
 
-from san_plugin.benchmark.figures import plot_curves, plot_psnr_latency, write_png
+from san_plugin.benchmark.figures import plot_curves, plot_psnr_latency
 from san_plugin.benchmark.report import write_atomic, write_json
+from san_plugin.data.images import write_image
 from san_plugin.study import stats
 
 CSV_COLUMNS = ('network', 'dataset', 'scale', 'seeds', 'psnr_mean', 'psnr_std', 'ssim_mean', 'ssim_std', 'params',
@@ -388,10 +389,10 @@ def write_report(study, records, bicubic, memory, params):
         title = f'{study.val_dataset} x{scale}: validation PSNR, one line per seed'
         for name, x_key, x_label in (('iter', 'iter', 'iteration'), ('time', 'seconds', 'training time (s)')):
             curves = _curves(records, scale, x_key)
-            write_png(out / f'convergence_{name}_x{scale}.png', plot_curves(curves, title, x_label, 'PSNR (dB)'))
+            write_image(out / f'convergence_{name}_x{scale}.png', plot_curves(curves, title, x_label, 'PSNR (dB)'))
         for dataset in dict.fromkeys(r['dataset'] for r in report['summary'] if r['scale'] == scale):
             title = f'{dataset} x{scale}: mean PSNR over seeds vs latency, bubble ~ parameters'
-            write_png(
+            write_image(
                 out / f'psnr_latency_{dataset}_x{scale}.png', plot_psnr_latency(_points(report, dataset, scale), title)
             )
     return report
