@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from filelock import FileLock
+from helpers.study import study_options
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # One CPU thread in every test process: each pytest-xdist worker (one per core) and each subprocess a test starts,
@@ -71,12 +72,10 @@ def run_folder(tmp_path_factory):
 
 @pytest.fixture(scope='session')
 def tiny_memory_records(tmp_path_factory):
-    """Peak-memory records of the tiny study's SAN and RCAN at x2 (``test_compare.study_options``), measured once per
-    run by the study runner's own :func:`~san_plugin.study.runner.recorded_memory` (two fresh processes each) and
+    """Peak-memory records of the tiny study's SAN and RCAN at x2 (:func:`helpers.study.study_options`), measured once
+    per run by the study runner's own :func:`~san_plugin.study.runner.recorded_memory` (two fresh processes each) and
     shared by the xdist workers. Returns a function that copies them into a study's ``<out>/runs``, where the runner
     reads them instead of measuring again; the tests that check the measurement itself do not use it."""
-    from test_compare import study_options
-
     from san_plugin.study.options import parse_study
     from san_plugin.study.runner import recorded_memory
 
@@ -98,6 +97,12 @@ def tiny_memory_records(tmp_path_factory):
             shutil.copy(record, Path(out) / 'runs' / record.name)
 
     return copy_into
+
+
+@pytest.fixture
+def tiny_study(tmp_path):
+    """A valid tiny study mapping (see :func:`helpers.study.study_options`) with its outputs in ``tmp_path``."""
+    return study_options(tmp_path, str(tmp_path / 'report'), str(tmp_path / 'datasets'))
 
 
 @pytest.fixture(autouse=True)

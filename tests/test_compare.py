@@ -2,19 +2,17 @@
 stored records, and (slow) a tiny study end to end with a resume that skips the finished run. The report's statistics
 are tested in test_study_stats.py."""
 
-import copy
 import csv
 import json
 import os
 import sys
 
 import cv2
-import numpy as np
 import pytest
 import yaml
 from basicsr.archs import build_network
 from conftest import REPO_ROOT, load_tool, require_shared, shared_root
-from test_study_stats import record
+from helpers.study import changed, record, write_images
 
 import san_plugin  # noqa: F401  (registers the archs)
 from san_plugin.benchmark.flops import count_params
@@ -24,71 +22,6 @@ from san_plugin.study.options import StudyError, parse_study
 from san_plugin.study.plan import check_networks, plan_runs
 from san_plugin.study.report import CSV_COLUMNS, pairwise, summarize
 from san_plugin.study.runner import run_study, stream_process
-
-TINY_SAN = {'type': 'SAN', 'num_feat': 8, 'num_group': 1, 'num_block': 1, 'squeeze_factor': 4,
-            'nonlocal_reduction': 2}  # fmt: skip
-TINY_RCAN = {'type': 'RCAN', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_group': 1, 'num_block': 1,
-             'squeeze_factor': 4}  # fmt: skip
-
-
-def write_images(folder, count, size, seed):
-    """Smooth random colour images (noise blurred), so that bicubic and the networks have something to learn."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(count):
-        img = cv2.GaussianBlur(rng.integers(0, 256, (size[0], size[1], 3), dtype=np.uint8), (0, 0), 3)
-        cv2.imwrite(str(folder / f'img{i}.png'), img)
-    return folder
-
-
-def study_options(tmp_path, out, data_root, test_size=(40, 48), **train):
-    """A valid tiny study mapping: SAN and RCAN, one seed, four iterations (``train`` keys change them), training and
-    test images made in ``tmp_path``; ``out`` and ``data_root`` as the study file gives them."""
-    return {
-        'name': 'tiny',
-        'out': out,
-        'data_root': data_root,
-        'scales': [2],
-        'seeds': [0],
-        'threads': 1,
-        'networks': {'SAN': dict(TINY_SAN), 'RCAN': dict(TINY_RCAN)},
-        'train': {
-            'data': str(write_images(tmp_path / 'train_hr', 2, (96, 96), 0)),
-            'crop_size': 48,
-            'step': 48,
-            'gt_size': 32,
-            'batch_size': 2,
-            'total_iter': 4,
-            'val_freq': 2,
-            'print_freq': 2,
-            'save_checkpoint_freq': 2,
-            **train,
-        },
-        'test': {
-            'datasets': {'Tiny': {'images': str(write_images(tmp_path / 'test_hr', 2, test_size, 1))}},
-            'flops_input': [16, 16],
-            'memory_input': 16,
-        },
-    }
-
-
-@pytest.fixture
-def tiny_study(tmp_path):
-    """A valid tiny study mapping (see :func:`study_options`) with its outputs in ``tmp_path``."""
-    return study_options(tmp_path, str(tmp_path / 'report'), str(tmp_path / 'datasets'))
-
-
-def changed(study, path, value):
-    """A copy of ``study`` with the key at ``path`` (a tuple) set to ``value`` (or removed when value is ...)."""
-    study = copy.deepcopy(study)
-    node = study
-    for key in path[:-1]:
-        node = node[key]
-    if value is ...:
-        del node[path[-1]]
-    else:
-        node[path[-1]] = value
-    return study
 
 
 @pytest.mark.parametrize(

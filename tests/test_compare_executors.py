@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from conftest import REPO_ROOT, load_tool
-from test_compare import TINY_RCAN, changed, tiny_study  # noqa: F401  (tiny_study is a fixture)
+from helpers.study import TINY_RCAN, changed
 
 from san_plugin.study import progress as progress_module
 from san_plugin.study import runner as runner_module
@@ -37,7 +37,7 @@ from san_plugin.study.runner import StudyFailed, run_study
         (('slurm',), {'partition': 'gpu'}, 'study: slurm: read by executor: slurm only'),
     ],
 )
-def test_bad_executor_keys_name_the_key(tiny_study, path, value, message):  # noqa: F811
+def test_bad_executor_keys_name_the_key(tiny_study, path, value, message):
     with pytest.raises(StudyError) as error:
         parse_study(changed(tiny_study, path, value))
     assert message in str(error.value)
@@ -54,13 +54,13 @@ def test_bad_executor_keys_name_the_key(tiny_study, path, value, message):  # no
         ({'sbatch': ['--exclusive']}, 'study: slurm.sbatch: expected a mapping of sbatch parameters'),
     ],
 )
-def test_bad_slurm_keys_name_the_key(tiny_study, slurm, message):  # noqa: F811
+def test_bad_slurm_keys_name_the_key(tiny_study, slurm, message):
     with pytest.raises(StudyError) as error:
         parse_study({**tiny_study, 'executor': 'slurm', 'slurm': slurm})
     assert message in str(error.value)
 
 
-def test_slurm_block_defaults_and_time(tiny_study):  # noqa: F811
+def test_slurm_block_defaults_and_time(tiny_study):
     study = parse_study({**tiny_study, 'executor': 'slurm', 'slurm': {'time': '1-02:00:30', 'partition': 'debug'}})
     assert study.execution.slurm['time'] == (26 * 60 + 1) and study.execution.slurm['max_retries'] == 2
     with pytest.raises(StudyError, match='study: max_parallel: read by executor: local only; .* slurm.max_parallel'):
@@ -69,7 +69,7 @@ def test_slurm_block_defaults_and_time(tiny_study):  # noqa: F811
     assert study.execution.slurm['max_parallel'] == 4 and study.execution.max_parallel is None
 
 
-def test_max_parallel_on_the_command_line_is_checked(tiny_study, tmp_path, capsys):  # noqa: F811
+def test_max_parallel_on_the_command_line_is_checked(tiny_study, tmp_path, capsys):
     path = tmp_path / 'study.yml'
     path.write_text(json.dumps(tiny_study))
     assert load_tool('compare').main(['-opt', str(path), '--max-parallel', '0']) == 2
@@ -77,7 +77,7 @@ def test_max_parallel_on_the_command_line_is_checked(tiny_study, tmp_path, capsy
     assert not (tmp_path / 'report').exists()
 
 
-def test_concurrent_local_runs_get_their_own_gpus_or_threads(tiny_study):  # noqa: F811
+def test_concurrent_local_runs_get_their_own_gpus_or_threads(tiny_study):
     study = parse_study(tiny_study)  # threads: 1
     cpu = local_executor(study, study.execution, gpus=0, cores=4)
     assert cpu.max_parallel == 4 and all(s == {'env': {'CUDA_VISIBLE_DEVICES': ''}, 'device': 'cpu', 'threads': 1}
@@ -109,7 +109,7 @@ def fake_slurm(folder, sbatch_error=None):
     return folder
 
 
-def test_slurm_without_sbatch_or_with_a_refused_job_stops_before_training(tiny_study, tmp_path, monkeypatch):  # noqa: F811
+def test_slurm_without_sbatch_or_with_a_refused_job_stops_before_training(tiny_study, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     study = {**tiny_study, 'executor': 'slurm', 'slurm': {'partition': 'nope', 'gpus_per_run': 0}}
     monkeypatch.setenv('PATH', str(tmp_path / 'empty'))
@@ -152,7 +152,7 @@ def weights(folder, run):
 
 @pytest.mark.slow
 def test_two_runs_at_once_give_the_records_of_one_at_a_time(
-    tiny_study,  # noqa: F811
+    tiny_study,
     tmp_path,
     monkeypatch,
     tiny_memory_records,
@@ -189,7 +189,7 @@ def test_two_runs_at_once_give_the_records_of_one_at_a_time(
 
 @pytest.mark.slow
 def test_a_failed_run_does_not_stop_the_others_and_is_retried_alone(
-    tiny_study,  # noqa: F811
+    tiny_study,
     tmp_path,
     monkeypatch,
     capsys,
@@ -241,7 +241,7 @@ def processes_mentioning(text):
 
 
 @pytest.mark.slow
-def test_a_stopped_study_stops_every_concurrent_training(tiny_study, tmp_path):  # noqa: F811
+def test_a_stopped_study_stops_every_concurrent_training(tiny_study, tmp_path):
     study = changed(tiny_study, ('train', 'total_iter'), 5000)
     path = tmp_path / 'study.yml'
     path.write_text(json.dumps({**study, 'max_parallel': 2}))

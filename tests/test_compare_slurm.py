@@ -14,7 +14,7 @@ import time
 
 import pytest
 from conftest import REPO_ROOT
-from test_compare import TINY_RCAN, study_options
+from helpers.study import TINY_RCAN, study_options
 
 from san_plugin.study.options import StudyError, parse_study
 from san_plugin.study.report import CSV_COLUMNS

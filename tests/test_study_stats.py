@@ -5,6 +5,7 @@ import itertools
 import math
 
 import pytest
+from helpers.study import record
 from scipy import integrate
 from scipy.stats import chi2, norm, t
 
@@ -108,22 +109,6 @@ def test_signed_rank_matches_the_exact_distribution():
     assert share == 4 / 6
     assert stats.signed_rank([1, 2, 3, 4, 5], [0, 0, 0, 0, 0]) == (pytest.approx(2 / 32), 1.0)
     assert stats.signed_rank([1, 2], [1, 2]) == (1.0, 0.0)
-
-
-IMAGES = ('im0', 'im1', 'im2', 'im3', 'im4', 'im5')
-
-
-def record(network, seed, psnr_by_image, dataset='Set5', scale=2):
-    """A run record as the runner writes it, with one quality row whose means are those of ``psnr_by_image``."""
-    per_image = [
-        {'image': name, 'psnr': value, 'ssim': 0.8 + value / 1000, 'latency_ms': 1.0}
-        for name, value in zip(IMAGES, psnr_by_image)
-    ]
-    row = {'dataset': dataset, 'psnr': sum(psnr_by_image) / len(psnr_by_image),
-           'ssim': sum(p['ssim'] for p in per_image) / len(per_image), 'flops': 1.0, 'flops_input': '1x3x8x8',
-           'latency_ms': 1.0, 'device': 'cpu', 'per_image': per_image}  # fmt: skip
-    return {'network': network, 'scale': scale, 'seed': seed, 'rows': [row],
-            'training': {'seconds_per_iter': 0.1, 'validations': []}}  # fmt: skip
 
 
 BASE = [30.0, 28.0, 32.0, 26.0, 31.0, 29.0]
