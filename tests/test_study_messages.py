@@ -17,8 +17,8 @@ SLURM = (('executor',), 'slurm')
 SET_HR = '{tmp}/set/HR/x{scale}'
 SET_LR = '{tmp}/set/LR/x{scale}'
 CASES = [
-    ('top_list', [((), ['a'])], 'StudyError', 'study: : expected a mapping, got list'),
-    ('top_empty', [((), None)], 'StudyError', 'study: : expected a mapping, got NoneType'),
+    ('top_list', [((), ['a'])], 'StudyError', 'study: expected a mapping, got list'),
+    ('top_empty', [((), None)], 'StudyError', 'study: expected a mapping, got NoneType'),
     (
         'top_unknown_key',
         [(('epochs',), 3)],
@@ -43,8 +43,8 @@ CASES = [
     ),
     ('name_int', [(('name',), 7)], 'StudyError', 'study: name: expected a name without spaces or slashes, got 7'),
     ('name_empty', [(('name',), '')], 'StudyError', "study: name: expected a name without spaces or slashes, got ''"),
-    ('out_int', [(('out',), 5)], 'TypeError', 'expected str, bytes or os.PathLike object, not int'),
-    ('data_root_list', [(('data_root',), ['a'])], 'TypeError', 'expected str, bytes or os.PathLike object, not list'),
+    ('out_int', [(('out',), 5)], 'StudyError', 'study: out: expected a folder path, got 5'),
+    ('data_root_list', [(('data_root',), ['a'])], 'StudyError', "study: data_root: expected a folder path, got ['a']"),
     (
         'scales_unsupported',
         [(('scales',), [5])],
@@ -242,7 +242,7 @@ CASES = [
         'StudyError',
         'study: train.data: no images (.png, .jpg, .jpeg, .bmp, .tif, .tiff, .webp, .ppm, .pgm) in input folder {tmp}/empty',  # noqa: E501
     ),
-    ('train_data_int', [(('train', 'data'), 5)], 'TypeError', 'expected str, bytes or os.PathLike object, not int'),
+    ('train_data_int', [(('train', 'data'), 5)], 'StudyError', 'study: train.data: expected a folder path, got 5'),
     (
         'train_crop_size_zero',
         [(('train', 'crop_size'), 0)],
@@ -678,7 +678,7 @@ def test_bad_study_files_on_disk_and_command_line_give_the_same_messages(tmp_pat
     (tmp_path / 'empty.yml').write_text('')
     with pytest.raises(StudyError) as error:
         read_study(tmp_path / 'empty.yml')
-    assert str(error.value) == f'{tmp_path}/empty.yml: : expected a mapping, got NoneType'
+    assert str(error.value) == f'{tmp_path}/empty.yml: expected a mapping, got NoneType'
     (tmp_path / 'study.yml').write_text(yaml.safe_dump(tiny_study))
     with pytest.raises(StudyError) as error:
         read_study(tmp_path / 'study.yml', train_data='/nonexistent/hr')
