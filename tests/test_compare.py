@@ -16,12 +16,14 @@ from helpers.study import changed, record, write_images
 
 import san_plugin  # noqa: F401  (registers the archs)
 from san_plugin.benchmark.flops import count_params
-from san_plugin.benchmark.report import write_json
+from san_plugin.study.data import dataset_specs
 from san_plugin.study.logs import parse_log_text, read_training_logs
 from san_plugin.study.options import StudyError, parse_study
 from san_plugin.study.plan import check_networks, plan_runs
+from san_plugin.study.processes import stream_process
+from san_plugin.study.records import RecordStore
 from san_plugin.study.report import CSV_COLUMNS, pairwise, summarize
-from san_plugin.study.runner import run_study, stream_process
+from san_plugin.study.runner import run_study
 
 
 @pytest.mark.parametrize(
@@ -73,11 +75,11 @@ def test_network_values_and_sizes_are_checked_before_training(tiny_study, tmp_pa
     monkeypatch.chdir(tmp_path)
     bad = changed(tiny_study, ('networks', 'SAN', 'channel_attention'), 'third_order')
     with pytest.raises(StudyError, match=r'networks\.SAN: cannot build it at x2: .*channel_attention'):
-        run_study(parse_study(bad), log=lambda line: None)
+        run_study(parse_study(bad))
     uneven = changed(tiny_study, ('param_tolerance',), 0.01)
     uneven['networks']['RCAN']['num_feat'] = 12
     with pytest.raises(StudyError, match=r'networks\.RCAN: [\d,]+ parameters at x2, .* outside param_tolerance 0.01'):
-        run_study(parse_study(uneven), log=lambda line: None)
+        run_study(parse_study(uneven))
     assert not (tmp_path / 'experiments').exists() and not (tmp_path / 'report').exists()
     params = check_networks(parse_study(changed(tiny_study, ('param_tolerance',), 0.1)))
     assert params == {
@@ -170,21 +172,20 @@ def test_statistics_keys_have_defaults_and_are_read(tiny_study):
 
 
 def write_stored_runs(study, missing=()):
-    """What finished runs leave in ``<out>/runs``: one record per run (PSNR per image: a per network, seed and
-    image), the peak-memory caches and the bicubic caches."""
-    runs = study.out / 'runs'
+    """What finished runs leave in ``<out>/runs`` (through the runner's record store): one record per run (PSNR per
+    image: a per network, seed and image), the peak-memory records and the bicubic records."""
+    store = RecordStore(study)
     offsets = {name: 0.4 * index for index, name in enumerate(study.networks)}
     for run in plan_runs(study):
         if run.name in missing:
             continue
         psnr = [28.0 + offsets[run.network] + 0.05 * run.seed + 0.3 * image for image in range(3)]
-        write_json(runs / f'{run.name}.json', record(run.network, run.seed, psnr, 'Tiny', run.scale))
+        store.write_run(run.name, record(run.network, run.seed, psnr, 'Tiny', run.scale))
     memory = {'infer_peak_mb': 10.0, 'infer_input': '1x3x16x16', 'train_peak_mb': 20.0, 'train_input': '2x3x16x16',
               'errors': {}}  # fmt: skip
     for network in study.networks:
-        write_json(runs / f'memory_{network}_x2.json', {'key': {}, 'value': memory})
-    write_json(runs / 'bicubic_x2.json', {'key': [], 'value': [{'dataset': 'Tiny', 'scale': 2, 'psnr': 26.0,
-                                                                 'ssim': 0.7}]})  # fmt: skip
+        store.memory(network, 2, lambda: memory)
+    store.bicubic(2, dataset_specs(study), lambda: [{'dataset': 'Tiny', 'scale': 2, 'psnr': 26.0, 'ssim': 0.7}])
 
 
 def test_report_only_rebuilds_the_report_from_the_records_without_training(tiny_study, tmp_path, monkeypatch, capsys):
@@ -213,12 +214,22 @@ def test_report_only_rebuilds_the_report_from_the_records_without_training(tiny_
     assert report['bicubic'] == [{'dataset': 'Tiny', 'scale': 2, 'psnr': 26.0, 'ssim': 0.7}]
     assert not (tmp_path / 'experiments').exists() and not (tmp_path / 'datasets').exists()
 
+    # a peak-memory record measured for other values than the study gives now stops the rebuild, naming it
+    changed_input = {**tiny_study, 'test': {**tiny_study['test'], 'memory_input': 32}}
+    study_file.write_text(yaml.safe_dump(changed_input, sort_keys=False))
+    assert compare.main(['-opt', str(study_file), '--report-only']) == 2
+    error = capsys.readouterr().err
+    path = study.out / 'runs' / 'memory_SAN_x2.json'
+    assert (
+        f'error: {study_file}: peak memory of SAN was recorded for other values than the study now gives ({path})'
+        in error
+    )
+
 
 @pytest.mark.slow
-def test_tiny_study_writes_every_column_and_resumes_without_retraining(tiny_study, tmp_path, monkeypatch):
+def test_tiny_study_writes_every_column_and_resumes_without_retraining(tiny_study, tmp_path, monkeypatch, study_log):
     monkeypatch.chdir(tmp_path)
-    lines = []
-    report = run_study(parse_study(tiny_study), log=lines.append)
+    report = run_study(parse_study(tiny_study))
     out = tmp_path / 'report'
     assert [(r['network'], r['dataset']) for r in report['summary']] == [('SAN', 'Tiny'), ('RCAN', 'Tiny')]
     for row in report['summary']:
@@ -237,7 +248,7 @@ def test_tiny_study_writes_every_column_and_resumes_without_retraining(tiny_stud
         assert cv2.imread(str(out / name)) is not None, name
     validations = report['runs'][0]['training']['validations']
     assert [v['iter'] for v in validations] == [2, 4] and validations[0]['seconds'] < validations[1]['seconds']
-    assert any('SAN x2 seed 0: iter 4/4, l_pix' in line for line in lines)
+    assert any('SAN x2 seed 0: iter 4/4, l_pix' in line for line in study_log.messages)
 
     # RCAN killed after its checkpoint at iteration 2; SAN finished.
     rcan = tmp_path / 'experiments' / 'tiny_RCAN_x2_s0'
@@ -245,8 +256,9 @@ def test_tiny_study_writes_every_column_and_resumes_without_retraining(tiny_stud
                  rcan / 'training_states' / '4.state', out / 'runs' / 'tiny_RCAN_x2_s0.json'):  # fmt: skip
         path.unlink()
     san_logs = sorted((tmp_path / 'experiments' / 'tiny_SAN_x2_s0').glob('train_*.log'))
-    lines.clear()
-    run_study(parse_study(tiny_study), log=lines.append)
+    study_log.clear()
+    run_study(parse_study(tiny_study))
+    lines = study_log.messages
     assert '[1/2] tiny_SAN_x2_s0: finished before, skipped' in lines
     assert sorted((tmp_path / 'experiments' / 'tiny_SAN_x2_s0').glob('train_*.log')) == san_logs
     assert [line for line in lines if 'SAN x2 seed' in line and 'iter' in line] == []

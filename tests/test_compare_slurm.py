@@ -130,7 +130,7 @@ def test_unknown_partition_names_the_key_with_slurms_message(slurm_cluster, tmp_
         monkeypatch.setenv(key, value)
     study = parse_study(slurm_study(tmp_path, partition='nope'))
     with pytest.raises(StudyError) as error:
-        run_study(study, log=lambda line: None)
+        run_study(study)
     message = str(error.value)
     assert message.startswith('study: slurm.partition: SLURM refused the job of tiny_SAN_x2_s0') and 'nope' in message
     assert 'invalid partition' in message.lower(), message
@@ -145,7 +145,7 @@ def test_a_ddp_run_requeued_like_a_preempted_job_keeps_its_id_and_resumes(
     options.update(networks={'RCAN': dict(TINY_RCAN)}, seeds=[0])
     monkeypatch.chdir(tmp_path)
     with pytest.raises(StudyError, match=r'slurm.tasks_per_run: 3 DDP processes per run cannot share .* 2 evenly'):
-        run_study(parse_study({**options, 'slurm': {**options['slurm'], 'tasks_per_run': 3}}), log=lambda line: None)
+        run_study(parse_study({**options, 'slurm': {**options['slurm'], 'tasks_per_run': 3}}))
     study = tmp_path / 'study.yml'
     study.write_text(json.dumps(options))
     env = dict(os.environ, **slurm_cluster, PYTHONUNBUFFERED='1')

@@ -5,7 +5,7 @@ import math
 import cv2
 import numpy as np
 
-from san_plugin.benchmark.report import write_atomic
+from san_plugin.utils.atomic_save import write_atomic
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 BLACK, GREY, WHITE, RED = (0, 0, 0), (150, 150, 150), (255, 255, 255), (0, 0, 220)

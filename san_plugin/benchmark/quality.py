@@ -21,7 +21,8 @@ from tqdm import tqdm
 from san_plugin.benchmark.datasets import bicubic_resize, load_dataset
 from san_plugin.benchmark.figures import crop_box, crop_grid, plot_psnr_latency, write_png
 from san_plugin.benchmark.flops import count_flops, count_params
-from san_plugin.benchmark.report import markdown_table, write_atomic, write_csv, write_json
+from san_plugin.benchmark.report import markdown_table, write_csv
+from san_plugin.utils.atomic_save import write_atomic, write_json
 from san_plugin.utils.precision import autocast
 from san_plugin.utils.test_time import test_forward
 from san_plugin.utils.threads import torch_threads

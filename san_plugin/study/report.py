@@ -12,8 +12,8 @@ import io
 import statistics
 
 from san_plugin.benchmark.figures import plot_curves, plot_psnr_latency, write_png
-from san_plugin.benchmark.report import write_atomic, write_json
 from san_plugin.study import stats
+from san_plugin.utils.atomic_save import write_atomic, write_json
 
 CSV_COLUMNS = ('network', 'dataset', 'scale', 'seeds', 'psnr_mean', 'psnr_std', 'ssim_mean', 'ssim_std', 'params',
                'flops', 'flops_input', 'train_ms_per_iter', 'latency_ms', 'infer_peak_mb', 'infer_input',
