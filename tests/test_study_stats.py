@@ -71,11 +71,19 @@ def test_welch_matches_the_formulas():
         ([1, 2, 3], [4, 5, 6], 2 / 20),  # only the observed split and its mirror are as extreme
         ([1, 2, 4], [3, 5, 6], 4 / 20),  # |2 s - 21| >= 7 for the subset sums s = 6, 7, 14, 15
         ([5, 5], [5, 5], 1.0),
-        ([1, 3], [2], 1.0),  # splits {1,3}|{2}: 0, {1,2}|{3}: -1.5, {2,3}|{1}: 1.5
+        # differences of means equal but for floating-point rounding are ties: 14 of the 20 splits, counted exactly
+        ([30.1, 30.2, 30.3], [30.4, 29.9, 30.0], 14 / 20),
+        ([30.1, 30.3, 30.2, 30.5], [29.9, 30.0, 30.2], 5 / 35),  # unequal groups
     ],
 )
 def test_permutation_p_counts_every_split(a, b, expected):
     assert stats.permutation_p(a, b) == pytest.approx(expected)
+
+
+def test_permutation_p_needs_two_values_per_network():
+    # splits {1,3}|{2}: 0, {1,2}|{3}: -1.5, {2,3}|{1}: 1.5 would give 1; the report tests two seeds or more only
+    with pytest.raises(ValueError, match='two or more observations'):
+        stats.permutation_p([1, 3], [2])
 
 
 def test_holm_steps_down_and_stays_monotone():
