@@ -1,5 +1,7 @@
 """The messages of bad study files, each compared in full with the one the study runner gave before its refactor
-(issue 25: every message keeps naming the file and the key). A case is a valid tiny study with edits: (path, value),
+(issue 25: every message keeps naming the file and the key), except three changed on purpose: a study that is not a
+mapping (its message had an empty key, ``study: : ...``) and ``out``, ``data_root`` or ``train.data`` that is not a
+path (a TypeError that named neither the file nor the key). A case is a valid tiny study with edits: (path, value),
 the path () replacing the whole mapping and the value ... removing the key; ``{tmp}`` in a value or a message is the
 test's folder, where ``empty`` is an empty folder and ``set/HR/x2``, ``set/LR/x2`` hold one image each."""
 
@@ -8,7 +10,7 @@ import copy
 import pytest
 import yaml
 from basicsr.utils.registry import ARCH_REGISTRY
-from helpers.study import write_images
+from helpers.study import study_options, write_images
 
 import san_plugin  # noqa: F401  (registers the archs)
 from san_plugin.study.options import StudyError, override_max_parallel, parse_study, read_study
@@ -642,12 +644,14 @@ def edited(study, edits, tmp):
     return study
 
 
-@pytest.fixture
-def folders(tmp_path):
-    (tmp_path / 'empty').mkdir()
+@pytest.fixture(scope='module')
+def valid(tmp_path_factory):
+    """A valid tiny study and its folder (with ``empty`` and ``set``), made once for the module's cases."""
+    folder = tmp_path_factory.mktemp('bad_studies')
+    (folder / 'empty').mkdir()
     for role in ('HR', 'LR'):
-        write_images(tmp_path / 'set' / role / 'x2', 1, (16, 16), 2)
-    return tmp_path
+        write_images(folder / 'set' / role / 'x2', 1, (16, 16), 2)
+    return study_options(folder, str(folder / 'report'), str(folder / 'datasets')), folder
 
 
 def expected_message(message, tmp):
@@ -655,11 +659,11 @@ def expected_message(message, tmp):
 
 
 @pytest.mark.parametrize('edits, kind, message', [case[1:] for case in CASES], ids=[case[0] for case in CASES])
-def test_bad_study_file_gives_the_same_message(folders, tiny_study, edits, kind, message):
-    study = edited(tiny_study, edits, folders)
+def test_bad_study_file_gives_the_same_message(valid, edits, kind, message):
+    study, folder = valid
     with pytest.raises(Exception) as error:
-        parse_study(study)
-    assert (type(error.value).__name__, str(error.value)) == (kind, expected_message(message, folders))
+        parse_study(edited(copy.deepcopy(study), edits, folder))
+    assert (type(error.value).__name__, str(error.value)) == (kind, expected_message(message, folder))
 
 
 def test_bad_study_files_on_disk_and_command_line_give_the_same_messages(tmp_path, tiny_study):
