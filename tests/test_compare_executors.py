@@ -19,12 +19,13 @@ from helpers.study import TINY_RCAN, changed
 
 from san_plugin.study import progress as progress_module
 from san_plugin.study import work as work_module
-from san_plugin.study.execution import RunJob, local_executor, make_executor, slurm_error_key
+from san_plugin.study.execution import local_executor, make_executor
 from san_plugin.study.options import StudyError, override_max_parallel, parse_study
 from san_plugin.study.plan import Run, plan_runs
 from san_plugin.study.progress import Progress
 from san_plugin.study.records import RecordStore
 from san_plugin.study.runner import StudyFailed, run_study
+from san_plugin.study.slurm import RunJob, slurm_error_key
 from san_plugin.study.work import Placement, RunTask, TrainingStopped, produce_outcome
 
 

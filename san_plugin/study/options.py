@@ -33,7 +33,7 @@ Schema (``options/compare/san_ablation_x2.yml`` is a full example)::
       flops_input: [360, 640]    # LR height, width of the FLOPs count (default: the LR of a 1280x720 output)
       memory_input: 128          # LR side of the inference whose peak memory is measured (fresh process per model)
 
-    # Where runs train (all optional; see san_plugin/study/execution.py):
+    # Where runs train (all optional; see san_plugin/study/execution.py and slurm.py):
     executor: local              # local (default): runs on this machine; slurm: one SLURM job per run (submitit)
     max_parallel: 2              # local: runs at once (default: the GPUs // gpus_per_run * runs_per_gpu, on CPU
                                  # cores // threads); tools/compare.py --max-parallel overrides it (and slurm's)

@@ -11,7 +11,8 @@ A study is built from small modules, each with one job, in the order of its work
   their file names and cache keys.
 - :mod:`~san_plugin.study.work`: the work of one run (train, evaluate, record), one :class:`RunOutcome` each.
 - :mod:`~san_plugin.study.processes`: the training processes, their output and the signals that stop them.
-- :mod:`~san_plugin.study.execution`: where the work runs (local processes or SLURM jobs): submit, then collect.
+- :mod:`~san_plugin.study.execution` and :mod:`~san_plugin.study.slurm`: where the work runs (local processes or
+  SLURM jobs): submit, then collect.
 - :mod:`~san_plugin.study.progress`: console progress read from the runs' BasicSR logs.
 - :mod:`~san_plugin.study.measure`: quality rows, bicubic rows and peak memory, with the benchmarks' code.
 - :mod:`~san_plugin.study.report` and :mod:`~san_plugin.study.stats`: the report and its statistics;

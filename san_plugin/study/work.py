@@ -48,7 +48,7 @@ class RunFailed(RuntimeError):
 class TrainingStopped(BaseException):
     """Raised in a SLURM job that is being stopped (a signal: time-out, preemption, ``scancel``, a node's OOM
     killer): the job then leaves no result (submitit records only ``Exception``s), and the dispatcher submits the run
-    again (see :mod:`san_plugin.study.execution`)."""
+    again (see :mod:`san_plugin.study.slurm`)."""
 
 
 @dataclass
