@@ -5,6 +5,7 @@
 """
 
 import importlib.util
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from filelock import FileLock
+from helpers.study import study_options
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # One CPU thread in every test process: each pytest-xdist worker (one per core) and each subprocess a test starts,
@@ -71,24 +73,24 @@ def run_folder(tmp_path_factory):
 
 @pytest.fixture(scope='session')
 def tiny_memory_records(tmp_path_factory):
-    """Peak-memory records of the tiny study's SAN and RCAN at x2 (``test_compare.study_options``), measured once per
-    run by the study runner's own :func:`~san_plugin.study.runner.recorded_memory` (two fresh processes each) and
-    shared by the xdist workers. Returns a function that copies them into a study's ``<out>/runs``, where the runner
-    reads them instead of measuring again; the tests that check the measurement itself do not use it."""
-    from test_compare import study_options
-
+    """Peak-memory records of the tiny study's SAN and RCAN at x2 (:func:`helpers.study.study_options`), measured once
+    per run as the study runner records them (:meth:`~san_plugin.study.records.RecordStore.memory`, two fresh
+    processes each) and shared by the xdist workers. Returns a function that copies them into a study's
+    ``<out>/runs``, where the runner reads them instead of measuring again; the tests that check the measurement
+    itself do not use it."""
+    from san_plugin.study.measure import network_peak_memory
     from san_plugin.study.options import parse_study
-    from san_plugin.study.runner import recorded_memory
+    from san_plugin.study.records import RecordStore
 
     root = run_folder(tmp_path_factory) / 'tiny_memory'
     with FileLock(f'{root}.lock'):
         if not (root / 'done').exists():
             shutil.rmtree(root, ignore_errors=True)
             root.mkdir()
-            study = parse_study(study_options(root, str(root / 'report'), str(root / 'datasets')))
-            (root / 'runs').mkdir()
+            study = parse_study(study_options(root, str(root), str(root / 'datasets')))
+            store = RecordStore(study)
             for network in study.networks:
-                memory = recorded_memory(study, root / 'runs', network, 2)
+                memory = store.memory(network, 2, lambda n=network: network_peak_memory(study, n, 2))
                 assert memory['errors'] == {} and memory['infer_peak_mb'] > 0 and memory['train_peak_mb'] > 0, memory
             (root / 'done').touch()
 
@@ -135,6 +137,20 @@ def offline_hub(monkeypatch):
 
     monkeypatch.setattr(torch.hub, 'download_url_to_file', download_url_to_file)
     return tried
+
+
+@pytest.fixture
+def tiny_study(tmp_path):
+    """A valid tiny study mapping (see :func:`helpers.study.study_options`) with its outputs in ``tmp_path``."""
+    return study_options(tmp_path, str(tmp_path / 'report'), str(tmp_path / 'datasets'))
+
+
+@pytest.fixture
+def study_log(caplog):
+    """pytest's ``caplog``, recording the INFO lines of the study runner (what ``tools/compare.py`` shows on the
+    console): ``study_log.messages`` are the lines so far, ``study_log.clear()`` forgets them."""
+    caplog.set_level(logging.INFO, logger='san_plugin.study')
+    return caplog
 
 
 @pytest.fixture(autouse=True)

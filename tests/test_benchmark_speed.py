@@ -1,6 +1,7 @@
 """Speed benchmark on tiny networks: JSON with ratios, variants against float32, memory in a subprocess."""
 
 import json
+import re
 import sys
 
 import pytest
@@ -61,6 +62,8 @@ def test_speed_writes_json_with_ratios(tiny_networks, tmp_path, capsys):
     assert report['variant_ratios'] == []
     assert 'VmHWM' in report['environment']['memory_method']
     assert 'san/rcan' in printed and 'forward_peak_mb' in printed
+    # each measurement's line as it ends, logged by run_speed and shown by the tool
+    assert re.search(r'^ +san +fp32 +forward_ms +1x3x8x8: [\d.]+$', printed, re.MULTILINE), printed
 
 
 def test_ratios_pair_same_measurement_input_and_variant():

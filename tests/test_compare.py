@@ -2,93 +2,28 @@
 stored records, and (slow) a tiny study end to end with a resume that skips the finished run. The report's statistics
 are tested in test_study_stats.py."""
 
-import copy
 import csv
 import json
 import os
 import sys
 
 import cv2
-import numpy as np
 import pytest
 import yaml
 from basicsr.archs import build_network
 from conftest import REPO_ROOT, load_tool, require_shared, shared_root
-from test_study_stats import record
+from helpers.study import changed, record, write_images
 
 import san_plugin  # noqa: F401  (registers the archs)
 from san_plugin.benchmark.flops import count_params
-from san_plugin.benchmark.report import write_json
+from san_plugin.study.data import dataset_specs
 from san_plugin.study.logs import parse_log_text, read_training_logs
 from san_plugin.study.options import StudyError, parse_study
 from san_plugin.study.plan import check_networks, plan_runs
+from san_plugin.study.processes import stream_process
+from san_plugin.study.records import RecordStore
 from san_plugin.study.report import CSV_COLUMNS, pairwise, summarize
-from san_plugin.study.runner import run_study, stream_process
-
-TINY_SAN = {'type': 'SAN', 'num_feat': 8, 'num_group': 1, 'num_block': 1, 'squeeze_factor': 4,
-            'nonlocal_reduction': 2}  # fmt: skip
-TINY_RCAN = {'type': 'RCAN', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_group': 1, 'num_block': 1,
-             'squeeze_factor': 4}  # fmt: skip
-
-
-def write_images(folder, count, size, seed):
-    """Smooth random colour images (noise blurred), so that bicubic and the networks have something to learn."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(count):
-        img = cv2.GaussianBlur(rng.integers(0, 256, (size[0], size[1], 3), dtype=np.uint8), (0, 0), 3)
-        cv2.imwrite(str(folder / f'img{i}.png'), img)
-    return folder
-
-
-def study_options(tmp_path, out, data_root, test_size=(40, 48), **train):
-    """A valid tiny study mapping: SAN and RCAN, one seed, four iterations (``train`` keys change them), training and
-    test images made in ``tmp_path``; ``out`` and ``data_root`` as the study file gives them."""
-    return {
-        'name': 'tiny',
-        'out': out,
-        'data_root': data_root,
-        'scales': [2],
-        'seeds': [0],
-        'threads': 1,
-        'networks': {'SAN': dict(TINY_SAN), 'RCAN': dict(TINY_RCAN)},
-        'train': {
-            'data': str(write_images(tmp_path / 'train_hr', 2, (96, 96), 0)),
-            'crop_size': 48,
-            'step': 48,
-            'gt_size': 32,
-            'batch_size': 2,
-            'total_iter': 4,
-            'val_freq': 2,
-            'print_freq': 2,
-            'save_checkpoint_freq': 2,
-            **train,
-        },
-        'test': {
-            'datasets': {'Tiny': {'images': str(write_images(tmp_path / 'test_hr', 2, test_size, 1))}},
-            'flops_input': [16, 16],
-            'memory_input': 16,
-        },
-    }
-
-
-@pytest.fixture
-def tiny_study(tmp_path):
-    """A valid tiny study mapping (see :func:`study_options`) with its outputs in ``tmp_path``."""
-    return study_options(tmp_path, str(tmp_path / 'report'), str(tmp_path / 'datasets'))
-
-
-def changed(study, path, value):
-    """A copy of ``study`` with the key at ``path`` (a tuple) set to ``value`` (or removed when value is ...)."""
-    study = copy.deepcopy(study)
-    node = study
-    for key in path[:-1]:
-        node = node[key]
-    if value is ...:
-        del node[path[-1]]
-    else:
-        node[path[-1]] = value
-    return study
+from san_plugin.study.runner import run_study
 
 
 @pytest.mark.parametrize(
@@ -140,11 +75,11 @@ def test_network_values_and_sizes_are_checked_before_training(tiny_study, tmp_pa
     monkeypatch.chdir(tmp_path)
     bad = changed(tiny_study, ('networks', 'SAN', 'channel_attention'), 'third_order')
     with pytest.raises(StudyError, match=r'networks\.SAN: cannot build it at x2: .*channel_attention'):
-        run_study(parse_study(bad), log=lambda line: None)
+        run_study(parse_study(bad))
     uneven = changed(tiny_study, ('param_tolerance',), 0.01)
     uneven['networks']['RCAN']['num_feat'] = 12
     with pytest.raises(StudyError, match=r'networks\.RCAN: [\d,]+ parameters at x2, .* outside param_tolerance 0.01'):
-        run_study(parse_study(uneven), log=lambda line: None)
+        run_study(parse_study(uneven))
     assert not (tmp_path / 'experiments').exists() and not (tmp_path / 'report').exists()
     params = check_networks(parse_study(changed(tiny_study, ('param_tolerance',), 0.1)))
     assert params == {
@@ -237,21 +172,20 @@ def test_statistics_keys_have_defaults_and_are_read(tiny_study):
 
 
 def write_stored_runs(study, missing=()):
-    """What finished runs leave in ``<out>/runs``: one record per run (PSNR per image: a per network, seed and
-    image), the peak-memory caches and the bicubic caches."""
-    runs = study.out / 'runs'
+    """What finished runs leave in ``<out>/runs`` (through the runner's record store): one record per run (PSNR per
+    image: a per network, seed and image), the peak-memory records and the bicubic records."""
+    store = RecordStore(study)
     offsets = {name: 0.4 * index for index, name in enumerate(study.networks)}
     for run in plan_runs(study):
         if run.name in missing:
             continue
         psnr = [28.0 + offsets[run.network] + 0.05 * run.seed + 0.3 * image for image in range(3)]
-        write_json(runs / f'{run.name}.json', record(run.network, run.seed, psnr, 'Tiny', run.scale))
+        store.write_run(run.name, record(run.network, run.seed, psnr, 'Tiny', run.scale))
     memory = {'infer_peak_mb': 10.0, 'infer_input': '1x3x16x16', 'train_peak_mb': 20.0, 'train_input': '2x3x16x16',
               'errors': {}}  # fmt: skip
     for network in study.networks:
-        write_json(runs / f'memory_{network}_x2.json', {'key': {}, 'value': memory})
-    write_json(runs / 'bicubic_x2.json', {'key': [], 'value': [{'dataset': 'Tiny', 'scale': 2, 'psnr': 26.0,
-                                                                 'ssim': 0.7}]})  # fmt: skip
+        store.memory(network, 2, lambda: memory)
+    store.bicubic(2, dataset_specs(study), lambda: [{'dataset': 'Tiny', 'scale': 2, 'psnr': 26.0, 'ssim': 0.7}])
 
 
 def test_report_only_rebuilds_the_report_from_the_records_without_training(tiny_study, tmp_path, monkeypatch, capsys):
@@ -280,12 +214,22 @@ def test_report_only_rebuilds_the_report_from_the_records_without_training(tiny_
     assert report['bicubic'] == [{'dataset': 'Tiny', 'scale': 2, 'psnr': 26.0, 'ssim': 0.7}]
     assert not (tmp_path / 'experiments').exists() and not (tmp_path / 'datasets').exists()
 
+    # a peak-memory record measured for other values than the study gives now stops the rebuild, naming it
+    changed_input = {**tiny_study, 'test': {**tiny_study['test'], 'memory_input': 32}}
+    study_file.write_text(yaml.safe_dump(changed_input, sort_keys=False))
+    assert compare.main(['-opt', str(study_file), '--report-only']) == 2
+    error = capsys.readouterr().err
+    path = study.out / 'runs' / 'memory_SAN_x2.json'
+    assert (
+        f'error: {study_file}: peak memory of SAN was recorded for other values than the study now gives ({path})'
+        in error
+    )
+
 
 @pytest.mark.slow
-def test_tiny_study_writes_every_column_and_resumes_without_retraining(tiny_study, tmp_path, monkeypatch):
+def test_tiny_study_writes_every_column_and_resumes_without_retraining(tiny_study, tmp_path, monkeypatch, study_log):
     monkeypatch.chdir(tmp_path)
-    lines = []
-    report = run_study(parse_study(tiny_study), log=lines.append)
+    report = run_study(parse_study(tiny_study))
     out = tmp_path / 'report'
     assert [(r['network'], r['dataset']) for r in report['summary']] == [('SAN', 'Tiny'), ('RCAN', 'Tiny')]
     for row in report['summary']:
@@ -304,7 +248,7 @@ def test_tiny_study_writes_every_column_and_resumes_without_retraining(tiny_stud
         assert cv2.imread(str(out / name)) is not None, name
     validations = report['runs'][0]['training']['validations']
     assert [v['iter'] for v in validations] == [2, 4] and validations[0]['seconds'] < validations[1]['seconds']
-    assert any('SAN x2 seed 0: iter 4/4, l_pix' in line for line in lines)
+    assert any('SAN x2 seed 0: iter 4/4, l_pix' in line for line in study_log.messages)
 
     # RCAN killed after its checkpoint at iteration 2; SAN finished.
     rcan = tmp_path / 'experiments' / 'tiny_RCAN_x2_s0'
@@ -312,8 +256,9 @@ def test_tiny_study_writes_every_column_and_resumes_without_retraining(tiny_stud
                  rcan / 'training_states' / '4.state', out / 'runs' / 'tiny_RCAN_x2_s0.json'):  # fmt: skip
         path.unlink()
     san_logs = sorted((tmp_path / 'experiments' / 'tiny_SAN_x2_s0').glob('train_*.log'))
-    lines.clear()
-    run_study(parse_study(tiny_study), log=lines.append)
+    study_log.clear()
+    run_study(parse_study(tiny_study))
+    lines = study_log.messages
     assert '[1/2] tiny_SAN_x2_s0: finished before, skipped' in lines
     assert sorted((tmp_path / 'experiments' / 'tiny_SAN_x2_s0').glob('train_*.log')) == san_logs
     assert [line for line in lines if 'SAN x2 seed' in line and 'iter' in line] == []

@@ -15,15 +15,18 @@ from types import SimpleNamespace
 import pytest
 import torch
 from conftest import REPO_ROOT, load_tool
-from test_compare import TINY_RCAN, changed, tiny_study  # noqa: F401  (tiny_study is a fixture)
+from helpers.study import TINY_RCAN, changed
 
 from san_plugin.study import progress as progress_module
-from san_plugin.study import runner as runner_module
-from san_plugin.study.execution import local_executor, slurm_error_key
+from san_plugin.study import work as work_module
+from san_plugin.study.execution import local_executor, make_executor
 from san_plugin.study.options import StudyError, override_max_parallel, parse_study
-from san_plugin.study.plan import Run
+from san_plugin.study.plan import Run, plan_runs
 from san_plugin.study.progress import Progress
+from san_plugin.study.records import RecordStore
 from san_plugin.study.runner import StudyFailed, run_study
+from san_plugin.study.slurm import RunJob, slurm_error_key
+from san_plugin.study.work import Placement, RunTask, TrainingStopped, produce_outcome
 
 
 @pytest.mark.parametrize(
@@ -37,7 +40,7 @@ from san_plugin.study.runner import StudyFailed, run_study
         (('slurm',), {'partition': 'gpu'}, 'study: slurm: read by executor: slurm only'),
     ],
 )
-def test_bad_executor_keys_name_the_key(tiny_study, path, value, message):  # noqa: F811
+def test_bad_executor_keys_name_the_key(tiny_study, path, value, message):
     with pytest.raises(StudyError) as error:
         parse_study(changed(tiny_study, path, value))
     assert message in str(error.value)
@@ -54,13 +57,13 @@ def test_bad_executor_keys_name_the_key(tiny_study, path, value, message):  # no
         ({'sbatch': ['--exclusive']}, 'study: slurm.sbatch: expected a mapping of sbatch parameters'),
     ],
 )
-def test_bad_slurm_keys_name_the_key(tiny_study, slurm, message):  # noqa: F811
+def test_bad_slurm_keys_name_the_key(tiny_study, slurm, message):
     with pytest.raises(StudyError) as error:
         parse_study({**tiny_study, 'executor': 'slurm', 'slurm': slurm})
     assert message in str(error.value)
 
 
-def test_slurm_block_defaults_and_time(tiny_study):  # noqa: F811
+def test_slurm_block_defaults_and_time(tiny_study):
     study = parse_study({**tiny_study, 'executor': 'slurm', 'slurm': {'time': '1-02:00:30', 'partition': 'debug'}})
     assert study.execution.slurm['time'] == (26 * 60 + 1) and study.execution.slurm['max_retries'] == 2
     with pytest.raises(StudyError, match='study: max_parallel: read by executor: local only; .* slurm.max_parallel'):
@@ -69,7 +72,7 @@ def test_slurm_block_defaults_and_time(tiny_study):  # noqa: F811
     assert study.execution.slurm['max_parallel'] == 4 and study.execution.max_parallel is None
 
 
-def test_max_parallel_on_the_command_line_is_checked(tiny_study, tmp_path, capsys):  # noqa: F811
+def test_max_parallel_on_the_command_line_is_checked(tiny_study, tmp_path, capsys):
     path = tmp_path / 'study.yml'
     path.write_text(json.dumps(tiny_study))
     assert load_tool('compare').main(['-opt', str(path), '--max-parallel', '0']) == 2
@@ -77,20 +80,20 @@ def test_max_parallel_on_the_command_line_is_checked(tiny_study, tmp_path, capsy
     assert not (tmp_path / 'report').exists()
 
 
-def test_concurrent_local_runs_get_their_own_gpus_or_threads(tiny_study):  # noqa: F811
+def test_concurrent_local_runs_get_their_own_gpus_or_threads(tiny_study):
     study = parse_study(tiny_study)  # threads: 1
     cpu = local_executor(study, study.execution, gpus=0, cores=4)
-    assert cpu.max_parallel == 4 and all(s == {'env': {'CUDA_VISIBLE_DEVICES': ''}, 'device': 'cpu', 'threads': 1}
+    assert cpu.max_parallel == 4 and all(s == Placement(env={'CUDA_VISIBLE_DEVICES': ''}, device='cpu', threads=1)
                                          for s in cpu.slots)  # fmt: skip
     execution = parse_study({**tiny_study, 'gpus_per_run': 2}).execution
     gpus = local_executor(study, execution, gpus=4, cores=4)
     assert gpus.max_parallel == 2
-    assert [(s['env']['CUDA_VISIBLE_DEVICES'], s['device']) for s in gpus.slots] == [
+    assert [(s.env['CUDA_VISIBLE_DEVICES'], s.device) for s in gpus.slots] == [
         ('0,1', 'cuda:0'),
         ('2,3', 'cuda:2'),
     ]
     shared = local_executor(study, parse_study({**tiny_study, 'runs_per_gpu': 2}).execution, gpus=2, cores=4)
-    assert sorted(s['env']['CUDA_VISIBLE_DEVICES'] for s in shared.slots) == ['0', '0', '1', '1']
+    assert sorted(s.env['CUDA_VISIBLE_DEVICES'] for s in shared.slots) == ['0', '0', '1', '1']
     with pytest.raises(StudyError, match=r'study: max_parallel: 3 runs at once need more GPUs .* raise runs_per_gpu'):
         local_executor(study, parse_study({**tiny_study, 'max_parallel': 3}).execution, gpus=2, cores=4)
     with pytest.raises(StudyError, match=r'study: gpus_per_run: 2 GPU\(s\) per run, but this machine shows 1'):
@@ -98,10 +101,16 @@ def test_concurrent_local_runs_get_their_own_gpus_or_threads(tiny_study):  # noq
 
 
 def fake_slurm(folder, sbatch_error=None):
-    """Fake ``sbatch``, ``srun`` and ``squeue`` in ``folder``; sbatch fails with ``sbatch_error`` when given."""
+    """Fake ``sbatch``, ``srun`` and ``squeue`` in ``folder``: sbatch fails with ``sbatch_error`` when given, else
+    gives the job ids 7, 8, ... (and runs nothing); squeue shows no job (every job has ended)."""
     folder.mkdir()
     scripts = {'srun': 'exit 0', 'squeue': 'exit 0'}
-    scripts['sbatch'] = f'echo "{sbatch_error}" >&2; exit 1' if sbatch_error else 'echo "Submitted batch job 7"'
+    count = folder / 'submitted'
+    scripts['sbatch'] = (
+        f'echo "{sbatch_error}" >&2; exit 1'
+        if sbatch_error
+        else f'n=$(($(cat {count} 2>/dev/null || echo 6) + 1)); echo $n > {count}; echo "Submitted batch job $n"'
+    )
     for name, body in scripts.items():
         path = folder / name
         path.write_text(f'#!/bin/sh\n{body}\n')
@@ -109,16 +118,16 @@ def fake_slurm(folder, sbatch_error=None):
     return folder
 
 
-def test_slurm_without_sbatch_or_with_a_refused_job_stops_before_training(tiny_study, tmp_path, monkeypatch):  # noqa: F811
+def test_slurm_without_sbatch_or_with_a_refused_job_stops_before_training(tiny_study, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     study = {**tiny_study, 'executor': 'slurm', 'slurm': {'partition': 'nope', 'gpus_per_run': 0}}
     monkeypatch.setenv('PATH', str(tmp_path / 'empty'))
     with pytest.raises(StudyError, match=r"study: executor: slurm needs SLURM's sbatch on PATH"):
-        run_study(parse_study(study), log=lambda line: None)
+        run_study(parse_study(study))
     error = 'sbatch: error: invalid partition specified: nope'
     monkeypatch.setenv('PATH', f'{fake_slurm(tmp_path / "bin", error)}{os.pathsep}{os.defpath}')
     with pytest.raises(StudyError) as failure:
-        run_study(parse_study(study), log=lambda line: None)
+        run_study(parse_study(study))
     assert 'study: slurm.partition: SLURM refused the job of tiny_SAN_x2_s0' in str(failure.value)
     assert error in str(failure.value)
     assert not (tmp_path / 'experiments').exists()
@@ -127,17 +136,63 @@ def test_slurm_without_sbatch_or_with_a_refused_job_stops_before_training(tiny_s
     assert slurm_error_key('sbatch: error: Requested time limit is invalid') == 'slurm.time'
 
 
-def test_progress_shows_every_running_run_and_a_study_eta_that_counts_concurrency(tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_slurm_jobs_that_end_without_a_result_are_submitted_again_at_most_max_retries_times(
+    tiny_study, tmp_path, monkeypatch, study_log
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv('PATH', f'{fake_slurm(tmp_path / "bin")}{os.pathsep}{os.defpath}')
+    slurm = {'gpus_per_run': 0, 'max_retries': 2, 'poll_s': 0.01}
+    study = parse_study({**tiny_study, 'executor': 'slurm', 'slurm': slurm})
+    executor = make_executor(study)
+    assert executor.executor.max_num_timeout == 0  # submitit requeues nothing: the dispatcher is the one retry layer
+    run = plan_runs(study)[0]
+    task = RunTask(study, run, {}, 'digest', [], str(tmp_path))
+    executor.submit(produce_outcome, task)
+    ((finished, outcome),) = list(executor.outcomes())  # every job ends at once without a result (the fake SLURM)
+    assert finished is task and outcome.record is None
+    assert str(outcome.failure).startswith(
+        'run tiny_SAN_x2_s0 failed: SLURM job 9 ended without a result (time-out, preemption or scancel) after '
+        'slurm.max_retries 2 resubmission(s)'
+    )
+    assert RecordStore(study).job_ids(run.name, 'digest') == ['7', '8', '9']
+    assert [line for line in study_log.messages if 'tiny_SAN_x2_s0:' in line] == [
+        'tiny_SAN_x2_s0: submitted as SLURM job 7 (attempt 1)',
+        'tiny_SAN_x2_s0: SLURM job 7 ended without a result (time-out, preemption or scancel); submitting it again '
+        '(1 of slurm.max_retries 2)',
+        'tiny_SAN_x2_s0: submitted as SLURM job 8 (attempt 2)',
+        'tiny_SAN_x2_s0: SLURM job 8 ended without a result (time-out, preemption or scancel); submitting it again '
+        '(2 of slurm.max_retries 2)',
+        'tiny_SAN_x2_s0: submitted as SLURM job 9 (attempt 3)',
+    ]
+
+
+def test_a_slurm_job_stops_on_its_time_out_signal_and_leaves_no_result():
+    previous = signal.getsignal(signal.SIGUSR2)
+
+    def work(task, placement):
+        os.kill(os.getpid(), signal.SIGUSR2)  # what SLURM sends before the time limit (submitit's --signal)
+        time.sleep(30)
+        return 'a result'
+
+    try:
+        with pytest.raises(TrainingStopped, match=r'the job got signal SIGUSR2 \(time-out or preemption\)'):
+            RunJob(work)('task', 'placement')
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    assert not issubclass(TrainingStopped, Exception)  # submitit writes a result file for Exceptions only
+
+
+def test_progress_shows_every_running_run_and_a_study_eta_that_counts_concurrency(tmp_path, monkeypatch, study_log):
     monkeypatch.setattr(progress_module.time, 'time', lambda: 1000.0)
     tasks = [SimpleNamespace(run=Run('SAN', 2, seed, f'tiny_SAN_x2_s{seed}')) for seed in range(3)]
-    lines = []
-    progress = Progress(tasks, total_runs=4, done=1, total_iter=100, parallel=2, log=lines.append,
-                        experiments=tmp_path)  # fmt: skip
+    progress = Progress(tasks, total_runs=4, done=1, total_iter=100, parallel=2, experiments=tmp_path)
     line = '2026-01-01 10:00:00,000 INFO: [tiny..][epoch:  0, iter:      {i}, lr:(1.0e-03,)] [eta: {eta}, time (data): 0.1 (0.01)] l_pix: 1.0e-02\n'  # noqa: E501
     for seed, eta in ((0, '0:00:40'), (1, '0:01:00')):
         (tmp_path / f'tiny_SAN_x2_s{seed}').mkdir()
         (tmp_path / f'tiny_SAN_x2_s{seed}' / 'train_x.log').write_text(line.format(i=20, eta=eta))
     progress.poll()
+    lines = study_log.messages
     assert lines[0].startswith('[1/4 done, 1 running] SAN x2 seed 0: iter 20/100, l_pix 0.0100, ETA 0:00:40')
     # two running (40 s and 60 s left), one queued: its duration guessed from the longest run, 60 s; over 2 at once
     assert lines[1].startswith('[1/4 done, 2 running] SAN x2 seed 1: iter 20/100, l_pix 0.0100, ETA 0:01:00')
@@ -152,33 +207,33 @@ def weights(folder, run):
 
 @pytest.mark.slow
 def test_two_runs_at_once_give_the_records_of_one_at_a_time(
-    tiny_study,  # noqa: F811
+    tiny_study,
     tmp_path,
     monkeypatch,
     tiny_memory_records,
+    study_log,
 ):
     study = {**tiny_study, 'networks': {'RCAN': dict(TINY_RCAN)}, 'seeds': [0, 1]}
     results = {}
     # With two at once, each run waits at the start of its training for the other: both train at the same time, or
     # the barrier times out and the run fails.
     together = threading.Barrier(2, timeout=120)
-    train = runner_module.train
+    train = work_module.train
 
     def train_together(*args, **kwargs):
         if parallel == 2:
             together.wait()
         return train(*args, **kwargs)
 
-    monkeypatch.setattr(runner_module, 'train', train_together)
+    monkeypatch.setattr(work_module, 'train', train_together)
     for parallel in (1, 2):
         folder = tmp_path / f'parallel{parallel}'
         folder.mkdir()
         tiny_memory_records(folder / 'report')
         monkeypatch.chdir(folder)
-        lines = []
         options = {**study, 'max_parallel': parallel, 'out': str(folder / 'report')}
-        results[parallel] = run_study(parse_study(options), log=lines.append)
-        assert f'training 2 run(s): local, {parallel} run(s) at once' in lines
+        results[parallel] = run_study(parse_study(options))
+        assert f'training 2 run(s): local, {parallel} run(s) at once' in study_log.messages
     (one, two) = (tmp_path / 'parallel1', tmp_path / 'parallel2')
     for run in ('tiny_RCAN_x2_s0', 'tiny_RCAN_x2_s1'):
         a, b = weights(one, run), weights(two, run)
@@ -189,11 +244,12 @@ def test_two_runs_at_once_give_the_records_of_one_at_a_time(
 
 @pytest.mark.slow
 def test_a_failed_run_does_not_stop_the_others_and_is_retried_alone(
-    tiny_study,  # noqa: F811
+    tiny_study,
     tmp_path,
     monkeypatch,
     capsys,
     tiny_memory_records,
+    study_log,
 ):
     monkeypatch.chdir(tmp_path)
     tiny_memory_records(tmp_path / 'report')
@@ -213,9 +269,10 @@ def test_a_failed_run_does_not_stop_the_others_and_is_retried_alone(
     assert not (tmp_path / 'report' / 'runs' / 'tiny_RCAN_x2_s0.json').exists()
     san_logs = sorted((tmp_path / 'experiments' / 'tiny_SAN_x2_s0').glob('train_*.log'))
 
-    lines = []
+    study_log.clear()
     with pytest.raises(StudyFailed, match='run tiny_RCAN_x2_s0 failed'):  # the same study again: only RCAN trains
-        run_study(parse_study(broken), log=lines.append)
+        run_study(parse_study(broken))
+    lines = study_log.messages
     assert '[1/2] tiny_SAN_x2_s0: finished before, skipped' in lines
     assert [line for line in lines if line.startswith('training ')] == ['training 1 run(s): local, 2 run(s) at once']
 
@@ -241,7 +298,7 @@ def processes_mentioning(text):
 
 
 @pytest.mark.slow
-def test_a_stopped_study_stops_every_concurrent_training(tiny_study, tmp_path):  # noqa: F811
+def test_a_stopped_study_stops_every_concurrent_training(tiny_study, tmp_path):
     study = changed(tiny_study, ('train', 'total_iter'), 5000)
     path = tmp_path / 'study.yml'
     path.write_text(json.dumps({**study, 'max_parallel': 2}))

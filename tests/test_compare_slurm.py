@@ -1,8 +1,9 @@
 """tools/compare.py with ``executor: slurm`` on the session's private one-node SLURM cluster (``slurm_cluster``):
 a tiny study end to end with its dispatcher killed and started again (it re-attaches, submits nothing twice and
-trains no finished run again), a ``scancel``-ed job submitted again that resumes from its checkpoint, a DDP run
-(two tasks) requeued as a preemption does, resuming under the same job id, and an unknown partition stopping the
-study with SLURM's message and the key that set it."""
+trains no finished run again), a ``scancel``-ed job submitted again that resumes from its checkpoint, a job stopped
+by its time-out signal submitted again until ``slurm.max_retries`` is spent, a DDP run (two tasks) requeued as a
+preemption does, resuming under the same job id, and an unknown partition stopping the study with SLURM's message
+and the key that set it."""
 
 import json
 import os
@@ -14,7 +15,7 @@ import time
 
 import pytest
 from conftest import REPO_ROOT
-from test_compare import TINY_RCAN, study_options
+from helpers.study import TINY_RCAN, study_options
 
 from san_plugin.study.options import StudyError, parse_study
 from san_plugin.study.report import CSV_COLUMNS
@@ -124,13 +125,48 @@ def test_study_through_slurm_survives_a_killed_dispatcher_and_a_scancel(slurm_cl
     assert all(c in report['summary'][0] for c in CSV_COLUMNS)
 
 
+def test_a_job_stopped_by_its_time_out_signal_is_submitted_again_at_most_max_retries_times(slurm_cluster, tmp_path):
+    options = slurm_study(tmp_path, max_retries=1)
+    options.update(networks={'RCAN': dict(TINY_RCAN)}, seeds=[0])
+    options['train'].update(total_iter=100000, val_freq=100000)  # never ends here: each job is stopped
+    study = tmp_path / 'study.yml'
+    study.write_text(json.dumps(options))
+    env = dict(os.environ, **slurm_cluster, PYTHONUNBUFFERED='1')
+    command = [sys.executable, str(REPO_ROOT / 'tools' / 'compare.py'), '-opt', str(study)]
+    run = 'tiny_RCAN_x2_s0'
+    logs = tmp_path / 'experiments' / run
+    with open(tmp_path / 'dispatcher.out', 'w') as out:
+        dispatcher = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            wait_for(lambda: state_files(tmp_path, run), 120, 'a checkpoint')
+            (first,) = job_ids(tmp_path, run)
+            # what SLURM sends before a job's time limit (submitit's --signal=USR2@90), and a preemption may send
+            subprocess.run(['scancel', '--signal=USR2', first], env=env, check=True)
+            second = wait_for(lambda: job_ids(tmp_path, run)[1:], 120, 'a second job')[0]
+            wait_for(lambda: 'Resuming training' in ''.join(p.read_text() for p in logs.glob('train_*.log')), 120,
+                     'the second job resuming')  # fmt: skip
+            subprocess.run(['scancel', '--signal=USR2', second], env=env, check=True)
+        finally:
+            returncode = dispatcher.wait(timeout=240)
+    output = (tmp_path / 'dispatcher.out').read_text()
+    assert returncode == 1, output
+    ended = 'ended without a result (time-out, preemption or scancel)'
+    assert f'{run}: SLURM job {first} {ended}; submitting it again (1 of slurm.max_retries 1)' in output, output
+    assert f'run {run} failed: SLURM job {second} {ended} after slurm.max_retries 1 resubmission(s)' in output, output
+    assert job_ids(tmp_path, run) == [first, second]
+    resumed = re.search(
+        r'Resuming training from epoch: \d+, iter: (\d+)', sorted(logs.glob('train_*.log'))[-1].read_text()
+    )
+    assert resumed and int(resumed.group(1)) > 0
+
+
 def test_unknown_partition_names_the_key_with_slurms_message(slurm_cluster, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for key, value in slurm_cluster.items():
         monkeypatch.setenv(key, value)
     study = parse_study(slurm_study(tmp_path, partition='nope'))
     with pytest.raises(StudyError) as error:
-        run_study(study, log=lambda line: None)
+        run_study(study)
     message = str(error.value)
     assert message.startswith('study: slurm.partition: SLURM refused the job of tiny_SAN_x2_s0') and 'nope' in message
     assert 'invalid partition' in message.lower(), message
@@ -145,7 +181,7 @@ def test_a_ddp_run_requeued_like_a_preempted_job_keeps_its_id_and_resumes(
     options.update(networks={'RCAN': dict(TINY_RCAN)}, seeds=[0])
     monkeypatch.chdir(tmp_path)
     with pytest.raises(StudyError, match=r'slurm.tasks_per_run: 3 DDP processes per run cannot share .* 2 evenly'):
-        run_study(parse_study({**options, 'slurm': {**options['slurm'], 'tasks_per_run': 3}}), log=lambda line: None)
+        run_study(parse_study({**options, 'slurm': {**options['slurm'], 'tasks_per_run': 3}}))
     study = tmp_path / 'study.yml'
     study.write_text(json.dumps(options))
     env = dict(os.environ, **slurm_cluster, PYTHONUNBUFFERED='1')

@@ -5,6 +5,7 @@ import itertools
 import math
 
 import pytest
+from helpers.study import record
 from scipy import integrate
 from scipy.stats import chi2, norm, t
 
@@ -70,11 +71,19 @@ def test_welch_matches_the_formulas():
         ([1, 2, 3], [4, 5, 6], 2 / 20),  # only the observed split and its mirror are as extreme
         ([1, 2, 4], [3, 5, 6], 4 / 20),  # |2 s - 21| >= 7 for the subset sums s = 6, 7, 14, 15
         ([5, 5], [5, 5], 1.0),
-        ([1, 3], [2], 1.0),  # splits {1,3}|{2}: 0, {1,2}|{3}: -1.5, {2,3}|{1}: 1.5
+        # differences of means equal but for floating-point rounding are ties: 14 of the 20 splits, counted exactly
+        ([30.1, 30.2, 30.3], [30.4, 29.9, 30.0], 14 / 20),
+        ([30.1, 30.3, 30.2, 30.5], [29.9, 30.0, 30.2], 5 / 35),  # unequal groups
     ],
 )
 def test_permutation_p_counts_every_split(a, b, expected):
     assert stats.permutation_p(a, b) == pytest.approx(expected)
+
+
+def test_permutation_p_needs_two_values_per_network():
+    # splits {1,3}|{2}: 0, {1,2}|{3}: -1.5, {2,3}|{1}: 1.5 would give 1; the report tests two seeds or more only
+    with pytest.raises(ValueError, match='two or more observations'):
+        stats.permutation_p([1, 3], [2])
 
 
 def test_holm_steps_down_and_stays_monotone():
@@ -108,22 +117,6 @@ def test_signed_rank_matches_the_exact_distribution():
     assert share == 4 / 6
     assert stats.signed_rank([1, 2, 3, 4, 5], [0, 0, 0, 0, 0]) == (pytest.approx(2 / 32), 1.0)
     assert stats.signed_rank([1, 2], [1, 2]) == (1.0, 0.0)
-
-
-IMAGES = ('im0', 'im1', 'im2', 'im3', 'im4', 'im5')
-
-
-def record(network, seed, psnr_by_image, dataset='Set5', scale=2):
-    """A run record as the runner writes it, with one quality row whose means are those of ``psnr_by_image``."""
-    per_image = [
-        {'image': name, 'psnr': value, 'ssim': 0.8 + value / 1000, 'latency_ms': 1.0}
-        for name, value in zip(IMAGES, psnr_by_image)
-    ]
-    row = {'dataset': dataset, 'psnr': sum(psnr_by_image) / len(psnr_by_image),
-           'ssim': sum(p['ssim'] for p in per_image) / len(per_image), 'flops': 1.0, 'flops_input': '1x3x8x8',
-           'latency_ms': 1.0, 'device': 'cpu', 'per_image': per_image}  # fmt: skip
-    return {'network': network, 'scale': scale, 'seed': seed, 'rows': [row],
-            'training': {'seconds_per_iter': 0.1, 'validations': []}}  # fmt: skip
 
 
 BASE = [30.0, 28.0, 32.0, 26.0, 31.0, 29.0]

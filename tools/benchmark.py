@@ -18,9 +18,10 @@ from san_plugin.benchmark.metrics import QUALITY_METRICS
 from san_plugin.benchmark.models import PAPER_NETWORKS
 from san_plugin.benchmark.options import quality_config, read_options_file
 from san_plugin.benchmark.quality import run_quality, write_outputs
-from san_plugin.benchmark.report import write_json
 from san_plugin.benchmark.speed import SpeedConfig, format_table, run_speed
 from san_plugin.convert.network_config import add_network_opt_argument
+from san_plugin.utils.atomic_save import write_json
+from san_plugin.utils.console_log import log_to_console
 from san_plugin.utils.precision import AMP_DTYPES
 
 
@@ -77,6 +78,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         if args.command == 'speed':
+            log_to_console('san_plugin.benchmark.speed')
             fields = {k: v for k, v in vars(args).items() if k not in ('command', 'json')}
             report = run_speed(SpeedConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}))
             print(format_table(report))

@@ -20,8 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import san_plugin  # noqa: E402, F401  (registers the archs)
 from san_plugin.data.prepare import PrepareDataError  # noqa: E402
 from san_plugin.study.options import override_max_parallel, read_study  # noqa: E402
+from san_plugin.study.processes import stop_on_sigterm  # noqa: E402
 from san_plugin.study.rebuild import rebuild_report  # noqa: E402
-from san_plugin.study.runner import StudyFailed, run_study, stop_on_sigterm  # noqa: E402
+from san_plugin.study.runner import StudyFailed, run_study  # noqa: E402
+from san_plugin.utils.console_log import log_to_console  # noqa: E402
 
 
 def main(argv=None):
@@ -36,6 +38,7 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
     stop_on_sigterm()
+    log_to_console('san_plugin.study')
     try:
         study = read_study(args.opt, args.train_data)
         override_max_parallel(study, args.max_parallel)

@@ -14,7 +14,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import san_plugin  # noqa: E402, F401  (registers the archs)
 from san_plugin.study.demo import HELD_OUT_NAME, demo_study  # noqa: E402
-from san_plugin.study.runner import run_study, stop_on_sigterm  # noqa: E402
+from san_plugin.study.processes import stop_on_sigterm  # noqa: E402
+from san_plugin.study.runner import run_study  # noqa: E402
+from san_plugin.utils.console_log import log_to_console  # noqa: E402
 
 
 def main(argv=None):
@@ -27,6 +29,7 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
     stop_on_sigterm()
+    log_to_console('san_plugin.study')
     study = demo_study(args.scale, args.out, iters=args.iters, threads=args.threads or None)
     report = run_study(study)
     out = Path(args.out)

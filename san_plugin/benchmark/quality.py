@@ -22,8 +22,9 @@ from san_plugin.benchmark.datasets import load_dataset
 from san_plugin.benchmark.figures import crop_box, crop_grid, plot_psnr_latency
 from san_plugin.benchmark.flops import count_flops, count_params
 from san_plugin.benchmark.metrics import prepare_metrics
-from san_plugin.benchmark.report import markdown_table, write_atomic, write_csv, write_json
+from san_plugin.benchmark.report import markdown_table, write_csv
 from san_plugin.data.images import bicubic_resize, write_image
+from san_plugin.utils.atomic_save import write_atomic, write_json
 from san_plugin.utils.precision import autocast
 from san_plugin.utils.test_time import test_forward
 from san_plugin.utils.threads import torch_threads

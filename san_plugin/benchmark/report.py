@@ -1,27 +1,14 @@
-"""Write benchmark results as JSON, CSV and a paper-style Markdown table; every file written atomically."""
+"""Benchmark results as CSV and a paper-style Markdown table, written atomically with
+:mod:`san_plugin.utils.atomic_save`'s writers (which also write the JSON)."""
 
 import csv
 import io
-import json
-from pathlib import Path
 
 from san_plugin.benchmark.metrics import QUALITY_METRICS
-from san_plugin.utils.atomic_save import atomic_write_bytes
+from san_plugin.utils.atomic_save import write_atomic
 
 CSV_COLUMNS = ('model', 'dataset', 'scale', 'psnr', 'ssim', 'params', 'flops', 'flops_input', 'latency_ms', 'device',
                'num_images')  # fmt: skip
-
-
-def write_atomic(path, data):
-    """Write ``data`` (str or bytes) to ``path`` atomically, creating its folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, data)
-
-
-def write_json(path, obj):
-    """Write ``obj`` as indented JSON."""
-    write_atomic(path, json.dumps(obj, indent=2) + '\n')
 
 
 def extra_metrics(rows):

@@ -8,6 +8,7 @@ earlier cannot hide or add memory; see :mod:`san_plugin.benchmark.memory` for th
 
 import copy
 import json
+import logging
 import os
 import statistics
 import subprocess
@@ -24,6 +25,8 @@ from san_plugin.benchmark.memory import PeakMemory, describe_method
 from san_plugin.benchmark.models import paper_network_opt
 from san_plugin.utils.compile import compile_network
 from san_plugin.utils.precision import autocast
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -196,11 +199,11 @@ def _attempt(fn):
         return None, str(error).strip().splitlines()[0][:300]
 
 
-def _timed_rows(config, variant, measurement, batch, size, closures, errors, log):
+def _timed_rows(config, variant, measurement, batch, size, closures, errors):
     """Time the closures of the models in turns; one row per model (its build error, if any, instead)."""
     values, error = _attempt(lambda: interleaved_median_ms(closures, config.device, config.warmup, config.repeats))
     return [
-        _row(model, variant, measurement, batch, size, (values or {}).get(model), errors.get(model, error), log)
+        _row(model, variant, measurement, batch, size, (values or {}).get(model), errors.get(model, error))
         for model in config.models
     ]
 
@@ -218,7 +221,7 @@ def _build_all(config, variant, train):
     return nets, errors
 
 
-def _timings(config, variant, log):
+def _timings(config, variant):
     """Forward latency at each size and the training-step time of every model for one variant, models in turns."""
     device = config.device
     rows = []
@@ -226,17 +229,17 @@ def _timings(config, variant, log):
     for size in config.sizes:
         x = lr_input(config.batch, size, variant, device)
         closures = {model: forward_fn(net, x, variant, device) for model, net in nets.items()}
-        rows += _timed_rows(config, variant, 'forward_ms', config.batch, size, closures, errors, log)
+        rows += _timed_rows(config, variant, 'forward_ms', config.batch, size, closures, errors)
     nets, errors = _build_all(config, variant, train=True)
     x = lr_input(config.train_batch, config.train_size, variant, device)
     hr = config.train_size * config.scale
     target = torch.rand(config.train_batch, 3, hr, hr, device=device)
     closures = {model: train_step_fn(net, x, target, variant, device) for model, net in nets.items()}
-    rows += _timed_rows(config, variant, 'train_step_ms', config.train_batch, config.train_size, closures, errors, log)
+    rows += _timed_rows(config, variant, 'train_step_ms', config.train_batch, config.train_size, closures, errors)
     return rows
 
 
-def _memory(config, model, variant, log):
+def _memory(config, model, variant):
     """Peak memory of full-image inference at each memory size and of one training step, in subprocesses."""
     network_opt = paper_network_opt(model, config.scale)
     base = {'network_opt': network_opt, 'device': config.device, 'threads': config.threads}
@@ -246,14 +249,14 @@ def _memory(config, model, variant, log):
     rows = []
     for measurement, job in jobs:
         value, error = run_in_subprocess({**base, **job})
-        rows.append(_row(model, variant, measurement, job['batch'], job['size'], value, error, log))
+        rows.append(_row(model, variant, measurement, job['batch'], job['size'], value, error))
     return rows
 
 
-def _row(model, variant, measurement, batch, size, value, error, log):
+def _row(model, variant, measurement, batch, size, value, error):
     row = {'model': model, 'variant': variant.name, 'measurement': measurement, 'input': f'{batch}x3x{size}x{size}'}
     row.update(value=value, error=error)
-    log(
+    logger.info(
         f'{model:>6} {variant.name:>22} {measurement:>15} {row["input"]:>14}: '
         + (f'{value:.1f}' if error is None else f'failed: {error}')
     )
@@ -277,12 +280,12 @@ def ratios(rows, reference):
     return model_ratios, variant_ratios
 
 
-def run_speed(config, log=print):
-    """Measure every model and variant.
+def run_speed(config):
+    """Measure every model and variant, logging one line per finished measurement (``tools/benchmark.py speed``
+    shows them on the console).
 
     Args:
         config (SpeedConfig): What to measure.
-        log (callable): Called with one line per finished measurement. Default: print.
 
     Returns:
         dict: ``environment`` (device, threads, versions, memory method), ``config``, ``results`` (rows with model,
@@ -297,9 +300,9 @@ def run_speed(config, log=print):
     variants = variants_from_flags(config.amp, config.channels_last, config.compile)
     rows = []
     for variant in variants:
-        rows += _timings(config, variant, log)
+        rows += _timings(config, variant)
         for model in config.models:
-            rows += _memory(config, model, variant, log)
+            rows += _memory(config, model, variant)
     reference = 'rcan' if 'rcan' in config.models else config.models[-1]
     model_ratios, variant_ratios = ratios(rows, reference)
     device_name = torch.cuda.get_device_name(config.device) if torch.device(config.device).type == 'cuda' else 'cpu'

@@ -33,7 +33,7 @@ Schema (``options/compare/san_ablation_x2.yml`` is a full example)::
       flops_input: [360, 640]    # LR height, width of the FLOPs count (default: the LR of a 1280x720 output)
       memory_input: 128          # LR side of the inference whose peak memory is measured (fresh process per model)
 
-    # Where runs train (all optional; see san_plugin/study/execution.py):
+    # Where runs train (all optional; see san_plugin/study/execution.py and slurm.py):
     executor: local              # local (default): runs on this machine; slurm: one SLURM job per run (submitit)
     max_parallel: 2              # local: runs at once (default: the GPUs // gpus_per_run * runs_per_gpu, on CPU
                                  # cores // threads); tools/compare.py --max-parallel overrides it (and slurm's)
@@ -56,9 +56,16 @@ Schema (``options/compare/san_ablation_x2.yml`` is a full example)::
       sbatch: {}                 # any other sbatch parameter, e.g. {constraint: a100, exclude: node7}
 
 Relative paths are relative to the working directory, like those of BasicSR option files.
+
+Each section's keys are declared once, in a table of :class:`Key` (default and check) that :func:`read_section`
+applies: an unknown key is an error naming it and the known ones, a missing one takes its default, a given one is
+checked by a function that names the file and the key in its message (``study.yml: train.crop_size: expected a
+positive integer, got 0``). What depends on several keys (test sets per scale, ``val_freq`` against ``print_freq``,
+the executor keys) is checked after the tables.
 """
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,31 +75,147 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from san_plugin.data.prepare import SUPPORTED_SCALES, PrepareDataError, list_input_images
 from san_plugin.utils.arch_arguments import constructor_arguments
 
-TOP_KEYS = ('name', 'out', 'data_root', 'scales', 'seeds', 'threads', 'param_tolerance', 'networks', 'train', 'test')
-STATISTICS_DEFAULTS = {'alpha': 0.05, 'min_effect_db': 0.05}
-TOP_KEYS += tuple(STATISTICS_DEFAULTS)
-TOP_KEYS += ('executor', 'max_parallel', 'gpus_per_run', 'runs_per_gpu', 'evaluate', 'slurm')  # see Execution
-TRAIN_DEFAULTS = {
-    'data': None,
-    'crop_size': 144,
-    'step': 96,
-    'gt_size': 64,
-    'batch_size': 16,
-    'total_iter': 500,
-    'lr': 1e-3,
-    'eta_min': 1e-6,
-    'val_freq': 100,
-    'print_freq': 20,
-    'save_checkpoint_freq': 100,
-}
-TEST_DEFAULTS = {'datasets': None, 'val_dataset': None, 'flops_input': None, 'memory_input': 128}
-DATASET_KEYS = ('hr', 'lr', 'images')
-POSITIVE_INTS = ('crop_size', 'step', 'gt_size', 'batch_size', 'total_iter', 'val_freq', 'print_freq',
-                 'save_checkpoint_freq')  # fmt: skip
-
 
 class StudyError(ValueError):
     """A problem with a study file; the message names the file and the key."""
+
+
+# Checks of one value: each takes (value, source, key), returns the value to keep and raises StudyError otherwise.
+
+
+def _fail(source, key, message):
+    raise StudyError(f'{source}: {key}: {message}' if key else f'{source}: {message}')
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def optional(check):
+    """``check``, letting None through."""
+    return lambda value, source, key: None if value is None else check(value, source, key)
+
+
+def positive_int(value, source, key):
+    if not _is_int(value) or value <= 0:
+        _fail(source, key, f'expected a positive integer, got {value!r}')
+    return value
+
+
+def int_at_least(least):
+    """Check of an integer >= ``least``."""
+
+    def check(value, source, key):
+        if not _is_int(value) or value < least:
+            _fail(source, key, f'expected an integer >= {least}, got {value!r}')
+        return value
+
+    return check
+
+
+def non_negative_number(value, source, key):
+    if not isinstance(value, (int, float)) or value < 0:
+        _fail(source, key, f'expected a number >= 0, got {value!r}')
+    return value
+
+
+def text(value, source, key):
+    if not isinstance(value, (str, int)):
+        _fail(source, key, f'expected a string, got {value!r}')
+    return value
+
+
+def one_of(choices, message):
+    """Check of a value among ``choices``; ``message`` formats the error with ``choices`` and ``value``."""
+
+    def check(value, source, key):
+        if value not in choices:
+            _fail(source, key, message.format(choices=', '.join(choices), value=value))
+        return value
+
+    return check
+
+
+def folder_path(value, source, key):
+    if not isinstance(value, (str, Path)):
+        _fail(source, key, f'expected a folder path, got {value!r}')
+    return Path(value)
+
+
+def int_list(value, source, key):
+    """A non-empty list of distinct integers (a single integer is a list of one)."""
+    if _is_int(value):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(_is_int(v) for v in value):
+        _fail(source, key, f'expected a non-empty list of integers, got {value!r}')
+    if len(set(value)) != len(value):
+        _fail(source, key, f'repeated values in {value}')
+    return value
+
+
+def images_folder(value, source, key):
+    """A folder of images, as ``tools/prepare_data.py`` reads it."""
+    if not isinstance(value, (str, Path)):
+        _fail(source, key, f'expected a folder path, got {value!r}')
+    try:
+        list_input_images(value)
+    except PrepareDataError as error:
+        _fail(source, key, str(error).replace(' (--input)', ''))
+    return str(value)
+
+
+REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key of a section of the study file.
+
+    Attributes:
+        default (object): Its value when the file does not give it (``REQUIRED``: the file must).
+        check (callable | None): ``check(value, source, key)`` of a given value (see the checks above).
+    """
+
+    default: object = None
+    check: Callable | None = None
+
+
+def _check_keys(mapping, known, source, where):
+    if not isinstance(mapping, dict):
+        _fail(source, where, f'expected a mapping, got {type(mapping).__name__}')
+    for key in mapping:
+        if key not in known:
+            prefix = f'{where}.' if where else ''
+            _fail(source, f'{prefix}{key}', f'unknown key (known: {", ".join(known)})')
+
+
+def read_section(mapping, keys, source, where):
+    """Check a mapping of the study file against its table of keys and fill the defaults.
+
+    Args:
+        mapping (dict): The section as read from YAML.
+        keys (dict[str, Key]): Its keys, in the order they are listed and checked.
+        source (str): The study file, for messages.
+        where (str): The section's key (``''`` for the top level), for messages.
+
+    Returns:
+        dict: Every key of ``keys`` with its checked or default value.
+    """
+    _check_keys(mapping, tuple(keys), source, where)
+    section = {}
+    for name, key in keys.items():
+        full = f'{where}.{name}' if where else name
+        if name not in mapping:
+            if key.default is REQUIRED:
+                _fail(source, full, 'missing')
+            section[name] = copy.deepcopy(key.default)
+        else:
+            section[name] = key.check(mapping[name], source, full) if key.check else mapping[name]
+    return section
 
 
 @dataclass
@@ -123,40 +246,13 @@ class Study:
     threads: int | None = None
     param_tolerance: float | None = None
     source: str = 'study'
-    alpha: float = STATISTICS_DEFAULTS['alpha']
-    min_effect_db: float = STATISTICS_DEFAULTS['min_effect_db']
+    alpha: float = 0.05
+    min_effect_db: float = 0.05
     execution: 'Execution' = None
 
     def run_name(self, network, scale, seed):
         """BasicSR experiment name of one run."""
         return f'{self.name}_{network}_x{scale}_s{seed}'
-
-
-def _fail(source, key, message):
-    raise StudyError(f'{source}: {key}: {message}')
-
-
-def _check_keys(mapping, known, source, where):
-    if not isinstance(mapping, dict):
-        _fail(source, where, f'expected a mapping, got {type(mapping).__name__}')
-    for key in mapping:
-        if key not in known:
-            prefix = f'{where}.' if where else ''
-            _fail(source, f'{prefix}{key}', f'unknown key (known: {", ".join(known)})')
-
-
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _int_list(value, source, key):
-    if _is_int(value):
-        value = [value]
-    if not isinstance(value, list) or not value or not all(_is_int(v) for v in value):
-        _fail(source, key, f'expected a non-empty list of integers, got {value!r}')
-    if len(set(value)) != len(value):
-        _fail(source, key, f'repeated values in {value}')
-    return value
 
 
 def check_network(name, opt, source):
@@ -184,68 +280,147 @@ def check_network(name, opt, source):
         _fail(source, f'{key}.upscale', 'set by the study for each of its scales; remove it')
 
 
-def _test_sets(value, source, scales):
+def _name(value, source, key):
+    if not isinstance(value, str) or not value or any(c in value for c in '/\\ '):
+        _fail(source, key, f'expected a name without spaces or slashes, got {value!r}')
+    return value
+
+
+def _scales(value, source, key):
+    scales = int_list(value, source, key)
+    for scale in scales:
+        if scale not in SUPPORTED_SCALES:
+            _fail(source, key, f'scale {scale} is not supported; choose from {SUPPORTED_SCALES}')
+    return scales
+
+
+def _networks(value, source, key):
     if not isinstance(value, dict) or not value:
-        _fail(source, 'test.datasets', 'expected a mapping NAME: {hr: DIR, lr: DIR} or NAME: {images: DIR}')
-    sets = []
-    for name, spec in value.items():
-        key = f'test.datasets.{name}'
-        _check_keys(spec, DATASET_KEYS, source, key)
-        if ('images' in spec) == ('hr' in spec):
-            _fail(source, key, 'give either hr (and optionally lr) or images')
-        if 'lr' in spec and 'hr' not in spec:
-            _fail(source, f'{key}.lr', 'needs hr beside it')
-        test_set = TestSet(str(name), **{k: str(v) for k, v in spec.items()})
-        if test_set.images is not None:
-            try:
-                list_input_images(test_set.images)
-            except PrepareDataError as error:
-                _fail(source, f'{key}.images', str(error).replace(' (--input)', ''))
-        for scale in scales:
-            for role in ('hr', 'lr'):
-                folder = getattr(test_set, role)
-                if folder is None:
-                    continue
-                path = Path(folder.format(scale=scale))
-                if not path.is_dir():
-                    _fail(source, f'{key}.{role}', f'folder {path} for scale {scale} does not exist')
-                if not any(path.iterdir()):
-                    _fail(source, f'{key}.{role}', f'folder {path} for scale {scale} is empty')
-        sets.append(test_set)
-    return sets
+        _fail(source, key, 'expected a mapping NAME: network_g block')
+    for network, opt in value.items():
+        if not isinstance(network, str) or not network.replace('-', '').replace('_', '').isalnum():
+            _fail(source, f'{key}.{network}', 'names may hold letters, digits, - and _ only')
+        check_network(network, opt, source)
+    return {network: dict(opt) for network, opt in value.items()}
 
 
-def _train(value, source):
-    _check_keys(value, tuple(TRAIN_DEFAULTS), source, 'train')
-    train = {**TRAIN_DEFAULTS, **value}
+def _alpha(value, source, key):
+    if not _is_number(value):
+        _fail(source, key, f'expected a number, got {value!r}')
+    if not 0 < value < 1:
+        _fail(source, key, f'expected a significance level between 0 and 1 (exclusive), got {value!r}')
+    return value
+
+
+def _min_effect_db(value, source, key):
+    if not _is_number(value):
+        _fail(source, key, f'expected a number, got {value!r}')
+    if value <= 0:
+        _fail(source, key, f'expected a PSNR difference > 0 dB, got {value!r}')
+    return value
+
+
+def _flops_input(value, source, key):
+    if not isinstance(value, list) or len(value) != 2 or not all(_is_int(v) for v in value):
+        _fail(source, key, f'expected [height, width], got {value!r}')
+    return tuple(value)
+
+
+# The top level; the executor keys are read by parse_execution.
+STUDY_KEYS = {
+    'name': Key(REQUIRED, _name),
+    'out': Key(None, folder_path),
+    'data_root': Key('datasets', folder_path),
+    'scales': Key([2], _scales),
+    'seeds': Key([0], int_list),
+    'threads': Key(None, optional(positive_int)),
+    'param_tolerance': Key(None, optional(non_negative_number)),
+    'networks': Key(REQUIRED, _networks),
+    'train': Key(REQUIRED),
+    'test': Key(REQUIRED),
+    'alpha': Key(0.05, _alpha),
+    'min_effect_db': Key(0.05, _min_effect_db),
+    'executor': Key('local'),
+    'max_parallel': Key(None),
+    'gpus_per_run': Key(None),
+    'runs_per_gpu': Key(None),
+    'evaluate': Key('job'),
+    'slurm': Key(None),
+}
+TRAIN_KEYS = {
+    'data': Key(None),
+    'crop_size': Key(144, positive_int),
+    'step': Key(96, positive_int),
+    'gt_size': Key(64, positive_int),
+    'batch_size': Key(16, positive_int),
+    'total_iter': Key(500, positive_int),
+    'lr': Key(1e-3, non_negative_number),
+    'eta_min': Key(1e-6, non_negative_number),
+    'val_freq': Key(100, positive_int),
+    'print_freq': Key(20, positive_int),
+    'save_checkpoint_freq': Key(100, positive_int),
+}
+TEST_KEYS = {
+    'datasets': Key(None),
+    'val_dataset': Key(None),
+    'flops_input': Key(None, optional(_flops_input)),
+    'memory_input': Key(128, positive_int),
+}
+DATASET_KEYS = ('hr', 'lr', 'images')
+
+
+def _train(value, source, train_data, scales):
+    train = read_section(value, TRAIN_KEYS, source, 'train')
+    if train_data is not None:
+        train['data'] = train_data
     if train['data'] is None:
         _fail(source, 'train.data', 'missing: give a folder of HR training images')
-    try:
-        list_input_images(train['data'])
-    except PrepareDataError as error:
-        _fail(source, 'train.data', str(error).replace(' (--input)', ''))
-    for key in POSITIVE_INTS:
-        if not _is_int(train[key]) or train[key] <= 0:
-            _fail(source, f'train.{key}', f'expected a positive integer, got {train[key]!r}')
-    for key in ('lr', 'eta_min'):
-        if not isinstance(train[key], (int, float)) or train[key] < 0:
-            _fail(source, f'train.{key}', f'expected a number >= 0, got {train[key]!r}')
+    train['data'] = images_folder(train['data'], source, 'train.data')
     if train['val_freq'] % train['print_freq']:
         _fail(source, 'train.val_freq', f'must be a multiple of train.print_freq ({train["print_freq"]})')
+    for scale in scales:
+        if train['gt_size'] % scale:
+            _fail(source, 'train.gt_size', f'{train["gt_size"]} is not a multiple of scale {scale}')
     return train
 
 
-def _statistics(options, source):
-    """The report's ``alpha`` (in (0, 1)) and ``min_effect_db`` (> 0) of a study mapping, defaults filled."""
-    values = {key: options.get(key, default) for key, default in STATISTICS_DEFAULTS.items()}
-    for key, value in values.items():
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            _fail(source, key, f'expected a number, got {value!r}')
-    if not 0 < values['alpha'] < 1:
-        _fail(source, 'alpha', f'expected a significance level between 0 and 1 (exclusive), got {values["alpha"]!r}')
-    if values['min_effect_db'] <= 0:
-        _fail(source, 'min_effect_db', f'expected a PSNR difference > 0 dB, got {values["min_effect_db"]!r}')
-    return values
+def _test_set(name, spec, source, scales):
+    key = f'test.datasets.{name}'
+    _check_keys(spec, DATASET_KEYS, source, key)
+    if ('images' in spec) == ('hr' in spec):
+        _fail(source, key, 'give either hr (and optionally lr) or images')
+    if 'lr' in spec and 'hr' not in spec:
+        _fail(source, f'{key}.lr', 'needs hr beside it')
+    test_set = TestSet(str(name), **{k: str(v) for k, v in spec.items()})
+    if test_set.images is not None:
+        images_folder(test_set.images, source, f'{key}.images')
+    for scale in scales:
+        for role in ('hr', 'lr'):
+            folder = getattr(test_set, role)
+            if folder is None:
+                continue
+            path = Path(folder.format(scale=scale))
+            if not path.is_dir():
+                _fail(source, f'{key}.{role}', f'folder {path} for scale {scale} does not exist')
+            if not any(path.iterdir()):
+                _fail(source, f'{key}.{role}', f'folder {path} for scale {scale} is empty')
+    return test_set
+
+
+def _test(value, source, scales):
+    test = read_section(value, TEST_KEYS, source, 'test')
+    datasets = test['datasets']
+    if not isinstance(datasets, dict) or not datasets:
+        _fail(source, 'test.datasets', 'expected a mapping NAME: {hr: DIR, lr: DIR} or NAME: {images: DIR}')
+    test['datasets'] = [_test_set(name, spec, source, scales) for name, spec in datasets.items()]
+    val_dataset = test['val_dataset'] or test['datasets'][0].name
+    val_set = next((t for t in test['datasets'] if t.name == val_dataset), None)
+    if val_set is None:
+        _fail(source, 'test.val_dataset', f'{val_dataset!r} is not one of test.datasets')
+    if val_set.hr is not None and val_set.lr is None:
+        _fail(source, f'test.datasets.{val_dataset}', 'the data set validated during training needs an lr folder')
+    test['val_dataset'] = val_dataset
+    return test
 
 
 def parse_study(options, source='study', train_data=None):
@@ -259,71 +434,26 @@ def parse_study(options, source='study', train_data=None):
     Returns:
         Study: The checked study.
     """
-    options = copy.deepcopy(options)
-    _check_keys(options, TOP_KEYS, source, '')
-    for key in ('name', 'networks', 'train', 'test'):
-        if key not in options:
-            _fail(source, key, 'missing')
-    name = options['name']
-    if not isinstance(name, str) or not name or any(c in name for c in '/\\ '):
-        _fail(source, 'name', f'expected a name without spaces or slashes, got {name!r}')
-    scales = _int_list(options.get('scales', [2]), source, 'scales')
-    for scale in scales:
-        if scale not in SUPPORTED_SCALES:
-            _fail(source, 'scales', f'scale {scale} is not supported; choose from {SUPPORTED_SCALES}')
-    seeds = _int_list(options.get('seeds', [0]), source, 'seeds')
-    networks = options['networks']
-    if not isinstance(networks, dict) or not networks:
-        _fail(source, 'networks', 'expected a mapping NAME: network_g block')
-    for network, opt in networks.items():
-        if not isinstance(network, str) or not network.replace('-', '').replace('_', '').isalnum():
-            _fail(source, f'networks.{network}', 'names may hold letters, digits, - and _ only')
-        check_network(network, opt, source)
-    if train_data is not None:
-        options['train'] = {**options['train'], 'data': train_data}
-    train = _train(options['train'], source)
-    for scale in scales:
-        if train['gt_size'] % scale:
-            _fail(source, 'train.gt_size', f'{train["gt_size"]} is not a multiple of scale {scale}')
-    test = options['test']
-    _check_keys(test, tuple(TEST_DEFAULTS), source, 'test')
-    test = {**TEST_DEFAULTS, **test}
-    test_sets = _test_sets(test['datasets'], source, scales)
-    val_dataset = test['val_dataset'] or test_sets[0].name
-    val_set = next((t for t in test_sets if t.name == val_dataset), None)
-    if val_set is None:
-        _fail(source, 'test.val_dataset', f'{val_dataset!r} is not one of test.datasets')
-    if val_set.hr is not None and val_set.lr is None:
-        _fail(source, f'test.datasets.{val_dataset}', 'the data set validated during training needs an lr folder')
-    flops_input = test['flops_input']
-    if flops_input is not None:
-        if not isinstance(flops_input, list) or len(flops_input) != 2 or not all(_is_int(v) for v in flops_input):
-            _fail(source, 'test.flops_input', f'expected [height, width], got {flops_input!r}')
-        flops_input = tuple(flops_input)
-    if not _is_int(test['memory_input']) or test['memory_input'] <= 0:
-        _fail(source, 'test.memory_input', f'expected a positive integer, got {test["memory_input"]!r}')
-    threads = options.get('threads')
-    if threads is not None and (not _is_int(threads) or threads <= 0):
-        _fail(source, 'threads', f'expected a positive integer, got {threads!r}')
-    tolerance = options.get('param_tolerance')
-    if tolerance is not None and (not isinstance(tolerance, (int, float)) or tolerance < 0):
-        _fail(source, 'param_tolerance', f'expected a number >= 0, got {tolerance!r}')
+    top = read_section(options, STUDY_KEYS, source, '')
+    train = _train(top['train'], source, train_data, top['scales'])
+    test = _test(top['test'], source, top['scales'])
     return Study(
-        name=name,
-        out=Path(options.get('out', f'results/compare/{name}')),
-        data_root=Path(options.get('data_root', 'datasets')),
-        scales=scales,
-        seeds=seeds,
-        networks={k: dict(v) for k, v in networks.items()},
+        name=top['name'],
+        out=top['out'] or Path(f'results/compare/{top["name"]}'),
+        data_root=top['data_root'],
+        scales=top['scales'],
+        seeds=top['seeds'],
+        networks=top['networks'],
         train=train,
-        test_sets=test_sets,
-        val_dataset=val_dataset,
-        flops_input=flops_input,
+        test_sets=test['datasets'],
+        val_dataset=test['val_dataset'],
+        flops_input=test['flops_input'],
         memory_input=test['memory_input'],
-        threads=threads,
-        param_tolerance=tolerance,
+        threads=top['threads'],
+        param_tolerance=top['param_tolerance'],
         source=source,
-        **_statistics(options, source),
+        alpha=top['alpha'],
+        min_effect_db=top['min_effect_db'],
         execution=parse_execution(options, source),
     )
 
@@ -342,21 +472,50 @@ def read_study(path, train_data=None):
 
 EXECUTORS = ('local', 'slurm')
 EVALUATE = ('job', 'local')
-LOCAL_ONLY = ('max_parallel', 'gpus_per_run', 'runs_per_gpu')
-SLURM_DEFAULTS = {
-    'partition': None,
-    'account': None,
-    'qos': None,
-    'time': 60,
-    'gpus_per_run': 1,
-    'tasks_per_run': None,
-    'cpus_per_run': None,
-    'mem': None,
-    'max_parallel': None,
-    'max_retries': 2,
-    'folder': None,
-    'poll_s': 10,
-    'sbatch': {},
+LOCAL_ONLY = {'max_parallel': int_at_least(1), 'gpus_per_run': int_at_least(0), 'runs_per_gpu': int_at_least(1)}
+
+
+def _minutes(value, source, key):
+    """Minutes of a SLURM time: an integer, or 'H:MM:SS' / 'D-HH:MM:SS'."""
+    if _is_int(value) and value > 0:
+        return value
+    if isinstance(value, str):
+        days, _, clock = value.rpartition('-')
+        parts = clock.split(':')
+        if len(parts) == 3 and all(p.isdigit() for p in parts) and (not days or days.isdigit()):
+            hours, minutes, seconds = (int(p) for p in parts)
+            total = (int(days or 0) * 24 + hours) * 60 + minutes + (seconds > 0)
+            if total > 0:
+                return total
+    _fail(source, key, f"expected minutes (an integer > 0) or 'H:MM:SS', got {value!r}")
+
+
+def _seconds(value, source, key):
+    if not _is_number(value) or value <= 0:
+        _fail(source, key, f'expected a number of seconds > 0, got {value!r}')
+    return value
+
+
+def _sbatch(value, source, key):
+    if not isinstance(value, dict):
+        _fail(source, key, f'expected a mapping of sbatch parameters, got {value!r}')
+    return value
+
+
+SLURM_KEYS = {
+    'partition': Key(None, optional(text)),
+    'account': Key(None, optional(text)),
+    'qos': Key(None, optional(text)),
+    'time': Key(60, _minutes),
+    'gpus_per_run': Key(1, int_at_least(0)),
+    'tasks_per_run': Key(None, optional(int_at_least(1))),
+    'cpus_per_run': Key(None, optional(int_at_least(1))),
+    'mem': Key(None, optional(text)),
+    'max_parallel': Key(None, optional(int_at_least(1))),
+    'max_retries': Key(2, int_at_least(0)),
+    'folder': Key(None, optional(text)),
+    'poll_s': Key(10, _seconds),
+    'sbatch': Key({}, _sbatch),
 }
 
 
@@ -381,39 +540,6 @@ class Execution:
     slurm: dict | None = None
 
 
-def _minutes(value, source, key):
-    """Minutes of a SLURM time: an integer, or 'H:MM:SS' / 'D-HH:MM:SS'."""
-    if _is_int(value) and value > 0:
-        return value
-    if isinstance(value, str):
-        days, _, clock = value.rpartition('-')
-        parts = clock.split(':')
-        if len(parts) == 3 and all(p.isdigit() for p in parts) and (not days or days.isdigit()):
-            hours, minutes, seconds = (int(p) for p in parts)
-            total = (int(days or 0) * 24 + hours) * 60 + minutes + (seconds > 0)
-            if total > 0:
-                return total
-    _fail(source, key, f"expected minutes (an integer > 0) or 'H:MM:SS', got {value!r}")
-
-
-def _slurm(value, source):
-    _check_keys(value, tuple(SLURM_DEFAULTS), source, 'slurm')
-    slurm = {**SLURM_DEFAULTS, **value}
-    for key in ('partition', 'account', 'qos', 'mem', 'folder'):
-        if slurm[key] is not None and not isinstance(slurm[key], (str, int)):
-            _fail(source, f'slurm.{key}', f'expected a string, got {slurm[key]!r}')
-    slurm['time'] = _minutes(slurm['time'], source, 'slurm.time')
-    for key, least in (('gpus_per_run', 0), ('tasks_per_run', 1), ('cpus_per_run', 1), ('max_parallel', 1),
-                       ('max_retries', 0)):  # fmt: skip
-        if slurm[key] is not None and (not _is_int(slurm[key]) or slurm[key] < least):
-            _fail(source, f'slurm.{key}', f'expected an integer >= {least}, got {slurm[key]!r}')
-    if not isinstance(slurm['poll_s'], (int, float)) or isinstance(slurm['poll_s'], bool) or slurm['poll_s'] <= 0:
-        _fail(source, 'slurm.poll_s', f'expected a number of seconds > 0, got {slurm["poll_s"]!r}')
-    if not isinstance(slurm['sbatch'], dict):
-        _fail(source, 'slurm.sbatch', f'expected a mapping of sbatch parameters, got {slurm["sbatch"]!r}')
-    return slurm
-
-
 def parse_execution(options, source='study'):
     """Check the executor keys of a study mapping (``executor``, ``max_parallel``, ``gpus_per_run``,
     ``runs_per_gpu``, ``evaluate``, ``slurm``).
@@ -428,23 +554,22 @@ def parse_execution(options, source='study'):
     Returns:
         Execution: The checked keys.
     """
-    executor = options.get('executor', 'local')
-    if executor not in EXECUTORS:
-        _fail(source, 'executor', f'unknown executor {executor!r} (known: {", ".join(EXECUTORS)})')
-    execution = Execution(executor=executor, evaluate=options.get('evaluate', 'job'))
-    if execution.evaluate not in EVALUATE:
-        _fail(source, 'evaluate', f'expected one of {", ".join(EVALUATE)}, got {execution.evaluate!r}')
-    for key, least in (('max_parallel', 1), ('gpus_per_run', 0), ('runs_per_gpu', 1)):
+    executor = one_of(EXECUTORS, 'unknown executor {value!r} (known: {choices})')(
+        options.get('executor', 'local'), source, 'executor'
+    )
+    evaluate = one_of(EVALUATE, 'expected one of {choices}, got {value!r}')(
+        options.get('evaluate', 'job'), source, 'evaluate'
+    )
+    execution = Execution(executor=executor, evaluate=evaluate)
+    for key, check in LOCAL_ONLY.items():
         value = options.get(key)
         if value is None:
             continue
         if executor != 'local':
             _fail(source, key, f'read by executor: local only; with executor: {executor} set slurm.{key} instead')
-        if not _is_int(value) or value < least:
-            _fail(source, key, f'expected an integer >= {least}, got {value!r}')
-        setattr(execution, key, value)
+        setattr(execution, key, check(value, source, key))
     if executor == 'slurm':
-        execution.slurm = _slurm(options.get('slurm') or {}, source)
+        execution.slurm = read_section(options.get('slurm') or {}, SLURM_KEYS, source, 'slurm')
     elif 'slurm' in options:
         _fail(source, 'slurm', f'read by executor: slurm only (executor is {executor})')
     return execution
@@ -459,8 +584,7 @@ def override_max_parallel(study, value):
     """
     if value is None:
         return
-    if not _is_int(value) or value < 1:
-        raise StudyError(f'--max-parallel: expected an integer >= 1, got {value!r}')
+    int_at_least(1)(value, '--max-parallel', '')
     if study.execution.slurm is not None:
         study.execution.slurm['max_parallel'] = value
     else:

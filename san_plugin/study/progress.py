@@ -7,11 +7,14 @@ work left (the running runs' ETAs plus one mean run duration per queued run) spr
 less than the longest running run's ETA.
 """
 
+import logging
 import threading
 import time
 from pathlib import Path
 
 from san_plugin.study.logs import parse_iteration_line
+
+logger = logging.getLogger(__name__)
 
 
 def seconds(eta):
@@ -39,14 +42,13 @@ class Progress:
         done (int): Runs finished before.
         total_iter (int): Iterations of each run.
         parallel (int): Runs at once.
-        log (callable): Called with each line.
         experiments (Path): BasicSR's experiments folder. Default: 'experiments'.
     """
 
-    def __init__(self, tasks, total_runs, done, total_iter, parallel, log, experiments=Path('experiments')):
+    def __init__(self, tasks, total_runs, done, total_iter, parallel, experiments=Path('experiments')):
         self.tasks = {task.run.name: task for task in tasks}
         self.total_runs, self.done, self.total_iter = total_runs, done, total_iter
-        self.parallel, self.log = parallel, log
+        self.parallel = parallel
         self.experiments = Path(experiments)
         self.durations = []
         self.state = {}  # run name: (time of the line, its ETA seconds, time the run was first seen)
@@ -98,7 +100,7 @@ class Progress:
         study = self.study_eta(now)
         loss = ', '.join(f'{k} {v:.4f}' for k, v in record['losses'].items()) or '-'
         study_text = f', study ETA {clock(study)}' if study is not None else ''
-        self.log(
+        logger.info(
             f'[{self.done}/{self.total_runs} done, {len(self.state)} running] {run.network} x{run.scale} '
             f'seed {run.seed}: iter {record["iter"]}/{self.total_iter}, {loss}, '
             f'ETA {clock(eta) if eta is not None else "-"}{study_text}'

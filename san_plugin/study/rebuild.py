@@ -1,55 +1,41 @@
-"""Rebuild a study's report from what its runs left, without training or evaluating anything
-(``tools/compare.py --report-only``): the run records ``<out>/runs/<run>.json`` and the peak-memory and bicubic
-caches beside them (``memory_<network>_x<scale>.json``, ``bicubic_x<scale>.json``).
+"""Rebuild a study's report from what its runs left, without preparing data, training or evaluating anything
+(``tools/compare.py --report-only``): the records of :class:`~san_plugin.study.records.RecordStore`.
 
-The records are taken as they are: a study whose options changed since its runs were trained should be run again
-without ``--report-only``, which retrains what changed.
+The run records are taken as they are (a study whose training options changed since its runs were trained should be
+run again without ``--report-only``, which retrains what changed); the peak-memory and bicubic records must have
+been measured for the values the study gives now (their cache keys), else the rebuild stops naming the record.
 """
 
-import json
+import logging
 
-from san_plugin.study.options import StudyError
+from san_plugin.study.data import dataset_specs
 from san_plugin.study.plan import check_networks, plan_runs
+from san_plugin.study.records import RecordStore
 from san_plugin.study.report import write_report
 
-
-def _stored(path, what, study):
-    if not path.is_file():
-        raise StudyError(
-            f'{study.source}: {what} has no record ({path}); run tools/compare.py -opt {study.source} without '
-            '--report-only to make it'
-        )
-    try:
-        return json.loads(path.read_text(encoding='utf-8'))
-    except (OSError, json.JSONDecodeError) as error:
-        raise StudyError(f'{study.source}: {what}: cannot read {path}: {error}') from error
+logger = logging.getLogger(__name__)
 
 
-def rebuild_report(study, log=print):
+def rebuild_report(study):
     """Write the report of ``study`` again from its stored records (see the module docstring).
 
     Args:
         study (Study): The checked study.
-        log (callable): Called with a progress line. Default: print.
 
     Returns:
         dict: The report (see :func:`san_plugin.study.report.build_report`).
+
+    Raises:
+        StudyError: A record is missing, unreadable or measured for other values; the message names it.
     """
     params = check_networks(study)
-    runs_dir = study.out / 'runs'
-    records = [_stored(runs_dir / f'{run.name}.json', f'run {run.name}', study) for run in plan_runs(study)]
+    store = RecordStore(study)
+    records = [store.stored_run(run.name) for run in plan_runs(study)]
     memory = {
-        (network, scale): _stored(runs_dir / f'memory_{network}_x{scale}.json', f'peak memory of {network}', study)[
-            'value'
-        ]
-        for network in study.networks
-        for scale in study.scales
+        (network, scale): store.stored_memory(network, scale) for network in study.networks for scale in study.scales
     }
-    bicubic = [
-        row
-        for scale in study.scales
-        for row in _stored(runs_dir / f'bicubic_x{scale}.json', f'bicubic x{scale}', study)['value']
-    ]
+    datasets = dataset_specs(study)
+    bicubic = [row for scale in study.scales for row in store.stored_bicubic(scale, datasets)]
     report = write_report(study, records, bicubic, memory, params)
-    log(f'report of {study.name} rebuilt from {len(records)} run records in {study.out}')
+    logger.info(f'report of {study.name} rebuilt from {len(records)} run records in {study.out}')
     return report

@@ -12,14 +12,16 @@ import io
 import statistics
 
 from san_plugin.benchmark.figures import plot_curves, plot_psnr_latency
-from san_plugin.benchmark.report import write_atomic, write_json
 from san_plugin.data.images import write_image
 from san_plugin.study import stats
+from san_plugin.utils.atomic_save import write_atomic, write_json
 
-CSV_COLUMNS = ('network', 'dataset', 'scale', 'seeds', 'psnr_mean', 'psnr_std', 'ssim_mean', 'ssim_std', 'params',
-               'flops', 'flops_input', 'train_ms_per_iter', 'latency_ms', 'infer_peak_mb', 'infer_input',
-               'train_peak_mb', 'train_input', 'device', 'vs_best_psnr')  # fmt: skip
+# The quality metrics of every run's rows (higher is better), each summarised as mean and standard deviation over seeds
+# and tested between networks; PSNR also ranks the networks (vs best) and sizes the seeds-for-power column.
 METRICS = ('psnr', 'ssim')
+CSV_COLUMNS = ('network', 'dataset', 'scale', 'seeds', *(f'{m}_{s}' for m in METRICS for s in ('mean', 'std')),
+               'params', 'flops', 'flops_input', 'train_ms_per_iter', 'latency_ms', 'infer_peak_mb', 'infer_input',
+               'train_peak_mb', 'train_input', 'device', 'vs_best_psnr')  # fmt: skip
 
 
 def mean_std(values):

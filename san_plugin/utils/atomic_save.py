@@ -14,6 +14,7 @@ does, and the training resume and checkpoint writing call it for their run's fol
 
 import contextlib
 import errno
+import json
 import os
 import re
 import shutil
@@ -136,6 +137,28 @@ def atomic_write_bytes(path, data):
     """
     with atomic_path(path) as tmp:
         tmp.write_bytes(data.encode('utf-8') if isinstance(data, str) else data)
+
+
+def write_atomic(path, data):
+    """Write ``data`` (bytes, or str as UTF-8) to ``path`` atomically (:func:`atomic_path`), creating its folder.
+
+    Args:
+        path (str | Path): Destination.
+        data (bytes | str): Content.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, data)
+
+
+def write_json(path, obj):
+    """Write ``obj`` as indented JSON to ``path`` atomically, creating its folder (:func:`write_atomic`).
+
+    Args:
+        path (str | Path): Destination.
+        obj (object): A JSON-ready object.
+    """
+    write_atomic(path, json.dumps(obj, indent=2) + '\n')
 
 
 def atomic_torch_save(obj, path):
