@@ -66,6 +66,7 @@ setup(
         'tqdm',
         'safetensors',
         'submitit>=1.5',  # studies with executor: slurm (san_plugin/study/execution.py)
+        'matplotlib>=3.8',  # the benchmarks' and studies' figures (san_plugin/benchmark/figures.py)
     ],
     extras_require={
         'onnx': ONNX_EXTRA,
