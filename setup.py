@@ -70,6 +70,7 @@ setup(
         # since 1.7; 1.9 is the version tested). Imported only when a metric network is built.
         'torchmetrics>=1.9',
         'filelock',  # prepare_data's lock on its output folder, on every OS (san_plugin/data/prepare.py)
+        'matplotlib>=3.8',  # the benchmarks' and studies' figures (san_plugin/benchmark/figures.py)
     ],
     extras_require={
         'onnx': ONNX_EXTRA,

@@ -1,13 +1,17 @@
 """Speed benchmark on tiny networks: JSON with ratios, variants against float32, memory in a subprocess."""
 
 import json
+import math
 import re
 import sys
 
 import pytest
-from conftest import REPO_ROOT
+import torch
+from basicsr.archs import build_network
+from conftest import REPO_ROOT, load_fixture
 
 from san_plugin.benchmark import models
+from san_plugin.benchmark.flops import count_params
 from san_plugin.benchmark.speed import Variant, measure_memory, ratios, run_in_subprocess, variants_from_flags
 
 sys.path.insert(0, str(REPO_ROOT / 'tools'))
@@ -25,12 +29,25 @@ def tiny_networks(monkeypatch):
         monkeypatch.setitem(models.PAPER_NETWORKS, name, opt)
 
 
-def test_paper_sizes():
-    san = models.paper_network_opt('san', 4)
-    rcan = models.paper_network_opt('rcan', 4)
-    assert (san['num_group'], san['num_block'], rcan['num_group'], rcan['num_block']) == (20, 10, 10, 20)
-    assert san['num_feat'] == rcan['num_feat'] == 64 and san['squeeze_factor'] == rcan['squeeze_factor'] == 16
-    with pytest.raises(ValueError, match="unknown model 'edsr' for --models"):
+@pytest.mark.parametrize(
+    'name, fixture, unused',
+    [
+        ('san', 'san_x4_full.pt', r'conv_last\.|non_local\.soca\.|RG\.\d+\.gamma$'),
+        ('drln', 'drln_x4_full.pt', r'c4\.'),
+    ],
+    ids=['san', 'drln'],
+)
+def test_paper_networks_have_the_parameters_of_the_authors_checkpoints(name, fixture, unused):
+    """As many parameters as the authors' x4 checkpoint, less those their forward never reads (fixtures/README.md)."""
+    entries = load_fixture(fixture)['entries']
+    used = sum(math.prod(shape) for key, shape in entries if not re.match(unused, key))
+    with torch.device('meta'):
+        net = build_network(models.paper_network_opt(name, 4))
+    assert count_params(net) == used
+
+
+def test_unknown_paper_network_is_named():
+    with pytest.raises(ValueError, match=r"unknown model 'edsr' for --models; choose from \['drln', 'rcan', 'san'\]"):
         models.paper_network_opt('edsr', 4)
 
 

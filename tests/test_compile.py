@@ -3,14 +3,11 @@ inductor's output equal to eager on CPU."""
 
 import pytest
 import torch
-from test_model_switches import NETWORK as SWITCHES_NETWORK
+from helpers.inductor_san import NETWORK_ARGS
 
 from san_plugin.archs.region_nonlocal_arch import embedded_gaussian_attention, pool_keys
 from san_plugin.archs.san_arch import SAN
 from san_plugin.utils.compile import compile_network, compile_options
-
-# The network of test_model_switches' compile test, whose Inductor graphs the inductor test here reuses.
-SWITCHES_SAN = {key: value for key, value in SWITCHES_NETWORK.items() if key != 'type'}
 
 
 class GraphRecorder:
@@ -82,10 +79,10 @@ def test_inductor_matches_eager_on_cpu_as_sizes_change():
     """Compiled as the model's switch compiles (dynamic shapes), in training and then in inference at changing sizes.
     The network, batch, order and first two sizes are those of ``test_model_switches``' compile test, so whichever of
     the two runs second (same xdist group, one Inductor cache) reuses the other's compiled graphs."""
-    net = SAN(**SWITCHES_SAN)
+    net = SAN(**NETWORK_ARGS)
     for param in net.parameters():
         torch.nn.init.normal_(param, std=0.05)  # non-zero non-local projection and gamma, unlike the initialisation
-    compiled = compile_network(SAN(**SWITCHES_SAN), dynamic=True)
+    compiled = compile_network(SAN(**NETWORK_ARGS), dynamic=True)
     compiled.load_state_dict(net.state_dict())
     lq = torch.rand(2, 3, 8, 8)
     out_compiled, out_eager = compiled(lq), net(lq)

@@ -1,4 +1,5 @@
-"""DRLN: parity with the authors' code through the converter, the registry, shapes, gradients and converter errors."""
+"""DRLN: parity with the authors' code through the converter, converter errors, shallower cascades, the upsampler
+switch. The output shape at every scale and the gradients of each variant: ``test_archs``."""
 
 import math
 
@@ -92,16 +93,6 @@ def test_detection(tiny_original):
     assert not is_original_drln({'head.0.weight': torch.zeros(1), 'tail.1.weight': torch.zeros(1)})
 
 
-@pytest.mark.parametrize('upscale', [2, 3, 4, 8])
-@pytest.mark.parametrize('size', [(6, 7), (5, 5)])
-def test_registry_build_and_output_shape(upscale, size):
-    net = build_network({'type': 'DRLN', 'upscale': upscale, **TINY})
-    with torch.inference_mode():
-        out = net(torch.rand(2, 3, *size))
-    assert out.shape == (2, 3, size[0] * upscale, size[1] * upscale)
-    assert torch.isfinite(out).all()
-
-
 def test_mean_shift_is_in_unit_range_on_255_input():
     """The authors' quirk: the DIV2K mean in [0, 1] units is subtracted from [0, 255] input, and added back."""
     net = DRLN(**TINY)
@@ -111,14 +102,6 @@ def test_mean_shift_is_in_unit_range_on_255_input():
         assert torch.allclose(net.sub_mean(x * 255), x * 255 - mean, atol=1e-5)
         assert torch.allclose(net.add_mean(x * 255), x * 255 + mean, atol=1e-5)
     assert net.sub_mean.weight.requires_grad and net.add_mean.bias.requires_grad
-
-
-def test_every_parameter_gets_a_gradient():
-    net = DRLN(upscale=2)
-    net(torch.rand(1, 3, 5, 6)).abs().mean().backward()
-    missing = [name for name, p in net.named_parameters() if p.grad is None]
-    assert missing == []
-    assert all(torch.isfinite(p.grad).all() for p in net.parameters())
 
 
 @pytest.mark.parametrize('upscale', [1, 5, 6, 16])
@@ -206,18 +189,6 @@ def test_second_block_of_second_cascade_reads_the_cascade_input():
     assert torch.equal(seen[0], x)
 
 
-def test_shallower_drln_trains_one_step():
-    net = DRLN(upscale=2, **SHALLOW)
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
-    x, target = torch.rand(2, 3, 6, 6), torch.rand(2, 3, 12, 12)
-    loss = torch.nn.functional.l1_loss(net(x), target)
-    loss.backward()
-    assert [name for name, p in net.named_parameters() if p.grad is None] == []
-    optimizer.step()
-    with torch.no_grad():
-        assert torch.nn.functional.l1_loss(net(x), target) < loss
-
-
 def test_shallower_drln_has_no_authors_format_but_loads_as_ours(tmp_path):
     net = DRLN(upscale=2, **SHALLOW)
     with pytest.raises(ValueError, match=r"cascade_sizes \[2, 2\]; the authors' format exists only"):
@@ -255,8 +226,6 @@ def test_upsampler_without_relu_keeps_the_keys_and_changes_only_the_upsampler(tm
     assert head['conv'].min() < 0  # what the authors' ReLU would have cut reaches the next layer
     with torch.no_grad():
         assert not torch.allclose(out, authors(lq))
-    out.abs().mean().backward()
-    assert [name for name, p in plain.named_parameters() if p.grad is None] == []
 
 
 @pytest.mark.parametrize('value', ['false', 0, None])

@@ -10,7 +10,8 @@ from unittest import mock
 import pytest
 import torch
 from basicsr.utils import get_root_logger
-from helpers.workflow import TINY_SAN, train_options
+from helpers.inductor_san import NETWORK_ARGS, NETWORK_OPT
+from helpers.workflow import train_options
 
 import san_plugin  # noqa: F401  (registers the archs and the model)
 from san_plugin.archs.san_arch import SAN
@@ -18,13 +19,11 @@ from san_plugin.models import network_switches
 from san_plugin.models.network_switches import NetworkSwitches, parse_switches, resolve_switches
 from san_plugin.models.san_model import SANModel
 
-NETWORK = {**TINY_SAN, 'num_feat': 8, 'num_group': 1}
-
 
 def model_options(tmp_path, **switches):
     """The helpers' tiny training options, as ``basicsr.train`` completes them for one CPU process, plus
     ``switches``."""
-    opt = train_options('switches', tmp_path, tmp_path, network=NETWORK, validate=False)
+    opt = train_options('switches', tmp_path, tmp_path, network=NETWORK_OPT, validate=False)
     opt.update(is_train=True, dist=False, rank=0, world_size=1, **switches)
     for key in ('models', 'training_states'):
         (tmp_path / key).mkdir(exist_ok=True)
@@ -136,7 +135,7 @@ def test_compile_trains_matches_eager_and_saves_plain_keys(tmp_path):
     model.save_network([model.net_g, model.net_g_ema], 'net_g', 1, param_key=['params', 'params_ema'])
     saved = torch.load(tmp_path / 'models' / 'net_g_1.pth', weights_only=True)
     assert not any('_orig_mod' in key for keys in saved.values() for key in keys)
-    net = SAN(**{k: v for k, v in NETWORK.items() if k != 'type'})
+    net = SAN(**NETWORK_ARGS)
     net.load_state_dict(saved['params'], strict=True)
     for lq_size in (8, 12):  # a second size through the same dynamic-shape graph (a 6x6 input would add one)
         for each in (model, plain):

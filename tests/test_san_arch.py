@@ -1,4 +1,5 @@
-"""SAN and its blocks: registry, shapes for any input size, stability, gradients, mixed precision, ablation switches."""
+"""SAN and its blocks: any input size, stability, mixed precision, ablation switches. The output shape at every scale
+and the gradients of every switch combination: ``test_archs``."""
 
 import itertools
 import re
@@ -63,13 +64,6 @@ def paper_keys(num_group, num_block, upsample_convs):
     return keys + [f'conv_last.{p}' for p in conv] + [f'add_mean.{p}' for p in conv]
 
 
-@pytest.mark.parametrize('scale', [2, 3, 4, 8])
-def test_registry_builds_each_scale(scale):
-    net = build_network({**TINY, 'upscale': scale})
-    out = net(torch.rand(1, 3, 9, 7))
-    assert out.shape == (1, 3, 9 * scale, 7 * scale)
-
-
 @pytest.mark.parametrize('size', [(1, 1), (1, 5), (2, 2), (3, 3), (5, 2), (17, 23), (32, 32)])
 def test_any_input_size(size):
     net = randomise_zero_init(build_network({**TINY, 'upscale': 2})).eval()
@@ -93,15 +87,6 @@ def test_constant_image_gives_finite_output():
     with torch.no_grad():
         out = net(torch.full((1, 3, 12, 12), 0.5))
     assert torch.isfinite(out).all()
-
-
-def test_every_parameter_gets_a_gradient():
-    net = randomise_zero_init(build_network({**TINY, 'upscale': 2}))
-    out = net(torch.rand(2, 3, 12, 10))
-    torch.nn.functional.l1_loss(out, torch.rand_like(out)).backward()
-    for name, param in net.named_parameters():
-        assert param.grad is not None, name
-        assert param.grad.abs().sum() > 0, name
 
 
 def test_bfloat16_autocast_is_finite_and_close_to_float32():
@@ -181,17 +166,6 @@ def test_default_network_keeps_the_paper_keys(upscale, upsample_convs):
     for options in ({}, explicit):
         net = build_network({**TINY, 'num_block': 2, 'upscale': upscale, **options})
         assert list(net.state_dict()) == paper_keys(2, 2, upsample_convs)
-
-
-@pytest.mark.parametrize('variant', COMBINATIONS, ids=COMBINATION_IDS)
-def test_variant_shapes_and_gradients_reach_every_parameter(variant):
-    net = randomise_zero_init(build_network({**TINY, 'upscale': 3, **variant}))
-    out = net(torch.rand(2, 3, 12, 10))
-    assert out.shape == (2, 3, 36, 30)
-    torch.nn.functional.l1_loss(out, torch.rand_like(out)).backward()
-    for name, param in net.named_parameters():
-        assert param.grad is not None, name
-        assert param.grad.abs().sum() > 0, name
 
 
 @pytest.mark.parametrize('variant', COMBINATIONS, ids=COMBINATION_IDS)

@@ -11,6 +11,8 @@ from torch import nn
 from san_plugin.utils import test_time
 from san_plugin.utils.test_time import forward_chop, forward_self_ensemble, forward_tiled
 
+pytest_plugins = ['pytester']
+
 
 @pytest.fixture(autouse=True, scope='module')
 def _one_thread():
@@ -322,8 +324,11 @@ def test_test_forward_rejects_chop_with_tiles():
         test_time.test_forward(LocalNet(2), torch.rand(1, 3, 8, 8), 2, chop=True, tile=16)
 
 
-def test_test_forward_is_not_collected_as_a_test():
-    assert test_time.test_forward.__test__ is False
+def test_test_forward_imported_into_a_test_module_is_not_collected(pytester):
+    """``test_forward`` is named like a test: a test module importing it must not make pytest run it as one (which
+    fails for want of fixtures named ``net``, ``lq`` and ``scale``)."""
+    pytester.makepyfile('from san_plugin.utils.test_time import test_forward\n\n\ndef test_one():\n    pass\n')
+    pytester.runpytest_inprocess('-p', 'no:cacheprovider').assert_outcomes(passed=1)
 
 
 @pytest.mark.parametrize('device', DEVICES)

@@ -1,108 +1,190 @@
-"""Figures drawn with OpenCV: PSNR against latency (bubble area = parameters) and grids of zoomed crops."""
+"""Figures of the benchmarks and study reports, drawn with matplotlib: PSNR against latency (bubble area =
+parameters), convergence curves, the perception-distortion plane of GAN training, and grids of zoomed crops.
+
+Each drawing function returns a :class:`matplotlib.figure.Figure` (the object API: pyplot and its GUI backends are
+never involved) and :func:`save_figure` writes it. ``colours`` maps every network of a report to one colour
+(:func:`network_colours`), so that a network has the same colour in all its figures.
+"""
 
 import math
+from pathlib import Path
 
 import cv2
+import matplotlib
 import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
 
-FONT = cv2.FONT_HERSHEY_SIMPLEX
-BLACK, GREY, WHITE, RED = (0, 0, 0), (150, 150, 150), (255, 255, 255), (0, 0, 220)
-PALETTE = [(180, 119, 31), (14, 127, 255), (44, 160, 44), (40, 39, 214), (189, 103, 148), (75, 86, 140)]
-TILE = 192
-LABEL_H = 40
+from san_plugin.utils.atomic_save import atomic_path
 
-
-def nice_ticks(low, high, count=5):
-    """Round tick values covering [low, high]."""
-    raw = (high - low) / count
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
-    first = math.ceil(low / step) * step
-    return [first + i * step for i in range(int((high - first) / step + 1e-9) + 1)]
-
-
-def _padded_range(values, fraction):
-    low, high = min(values), max(values)
-    pad = (high - low) * fraction or abs(high) * 0.1 or 1.0
-    return low - pad, high + pad
+DPI = 150
+# The references keep these colours in every figure; the networks take the palette's colours in order.
+REFERENCE_COLOURS = {'HR': '#000000', 'bicubic': '#696969'}
+PALETTE = [matplotlib.colors.to_hex(colour) for colour in matplotlib.colormaps['tab10'].colors]
+BUBBLE_AREA = (20.0, 1500.0)  # marker area in points^2 of a point without parameters and of the largest network
+CROP_TILE = 256  # crops are zoomed by the largest whole factor that keeps them within this many pixels a side
+CROP_GAP = 8  # pixels between and around the panels of a crop grid
+CROP_FONT_SIZE = 8  # points
 
 
-def _draw_axes(img, margins, x_range, y_range, title):
-    """Draw the frame, ticks and title of a plot on ``img``; return the function from data to pixel coordinates.
+def network_colours(names):
+    """One colour per network, the same in every figure of a report.
 
     Args:
-        img (np.ndarray): The canvas, (height, width, 3).
-        margins (tuple[int, int, int, int]): Left, right, top and bottom margins in pixels.
-        x_range (tuple[float, float]): Data range of the x axis.
-        y_range (tuple[float, float]): Data range of the y axis.
-        title (str): Title drawn on top.
+        names (Iterable[str]): The report's networks, in the order they take the palette's colours (ten, then again).
 
     Returns:
-        callable: ``to_px(x, y) -> (px, py)``.
+        dict[str, str]: Hex colour by name; also holds the references ``HR`` (black) and ``bicubic`` (grey).
     """
-    height, width = img.shape[:2]
-    left, right, top, bottom = margins
-
-    def to_px(x, y):
-        px = left + (x - x_range[0]) / (x_range[1] - x_range[0]) * (width - left - right)
-        py = height - bottom - (y - y_range[0]) / (y_range[1] - y_range[0]) * (height - top - bottom)
-        return int(round(px)), int(round(py))
-
-    cv2.rectangle(img, (left, top), (width - right, height - bottom), BLACK, 1)
-    for tick in nice_ticks(*x_range):
-        px, _ = to_px(tick, y_range[0])
-        cv2.line(img, (px, height - bottom), (px, height - bottom + 5), BLACK, 1)
-        cv2.putText(img, f'{tick:g}', (px - 15, height - bottom + 22), FONT, 0.45, BLACK, 1, cv2.LINE_AA)
-    for tick in nice_ticks(*y_range):
-        _, py = to_px(x_range[0], tick)
-        cv2.line(img, (left - 5, py), (left, py), BLACK, 1)
-        cv2.putText(img, f'{tick:.2f}', (left - 60, py + 5), FONT, 0.45, BLACK, 1, cv2.LINE_AA)
-    cv2.putText(img, title, (left, 28), FONT, 0.6, BLACK, 1, cv2.LINE_AA)
-    return to_px
+    networks = [name for name in dict.fromkeys(names) if name not in REFERENCE_COLOURS]
+    return {**REFERENCE_COLOURS, **{name: PALETTE[i % len(PALETTE)] for i, name in enumerate(networks)}}
 
 
-def plot_psnr_latency(points, title, size=(900, 600)):
-    """Scatter of PSNR against latency.
+def save_figure(path, fig):
+    """Write ``fig`` to ``path`` with ``fig.savefig(dpi=150)``, atomically, creating its folder.
 
     Args:
-        points (list[dict]): Each with 'model', 'psnr', 'latency_ms' (None: drawn as a dashed horizontal line, as
-            for bicubic) and 'params' (None or a count; the bubble area is proportional to it).
-        title (str): Title drawn on top.
-        size (tuple[int, int]): (width, height) in pixels. Default: (900, 600).
-
-    Returns:
-        np.ndarray: The uint8 BGR image.
+        path (str | Path): Destination; its suffix is the format (``.png``).
+        fig (Figure): The figure.
     """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=DPI, format=path.suffix[1:])
+
+
+def _axes(size, title, x_label, y_label):
+    """A titled figure of ``size`` (width, height) pixels at :data:`DPI` with one labelled, gridded axes."""
     width, height = size
-    left, right, top, bottom = 80, 40, 60, 60
-    img = np.full((height, width, 3), 255, np.uint8)
-    timed = [p for p in points if p['latency_ms'] is not None]
-    x_range = _padded_range([p['latency_ms'] for p in timed] or [0.0, 1.0], 0.15)
-    x_range = (max(x_range[0], 0.0), x_range[1])
-    y_range = _padded_range([p['psnr'] for p in points], 0.15)
+    fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, layout='constrained')
+    fig.suptitle(title)
+    ax = fig.add_subplot()
+    ax.set(xlabel=x_label, ylabel=y_label)
+    ax.grid(alpha=0.3)
+    return fig, ax
 
-    to_px = _draw_axes(img, (left, right, top, bottom), x_range, y_range, title)
-    cv2.putText(img, 'latency (ms)', (width // 2 - 50, height - 15), FONT, 0.55, BLACK, 1, cv2.LINE_AA)
-    cv2.putText(img, 'PSNR (dB)', (8, top - 12), FONT, 0.55, BLACK, 1, cv2.LINE_AA)
-    max_params = max([p['params'] or 0 for p in points] + [1])
-    for i, point in enumerate(points):
-        color = PALETTE[i % len(PALETTE)]
+
+def _legend(fig, handles):
+    """The legend under the axes, three entries a row, which leaves the axes and the title the figure's width."""
+    fig.legend(handles=handles, loc='outside lower center', ncols=min(3, len(handles)), frameon=False)
+
+
+def _count(number):
+    """``12.3 k`` or ``15.82 M``."""
+    return f'{number / 1e6:.2f} M' if number >= 1e6 else f'{number / 1e3:.1f} k'
+
+
+def _colour(colours, name):
+    if name not in colours:
+        raise KeyError(f'no colour for {name!r}: the colours given are for {sorted(colours)}')
+    return colours[name]
+
+
+def _legend_marker(colour, label, marker='o'):
+    return Line2D([], [], color=colour, marker=marker, linestyle='', markersize=7, label=label)
+
+
+def plot_psnr_latency(points, title, size=(1200, 800), colours=None):
+    """PSNR against latency, one bubble per model, its area proportional to its parameters.
+
+    Args:
+        points (list[dict]): Each with 'model', 'psnr' (dB), 'latency_ms' (None: drawn as a dashed horizontal line, as
+            for bicubic) and 'params' (None or a count).
+        title (str): Title of the plot.
+        size (tuple[int, int]): (width, height) in pixels. Default: (1200, 800).
+        colours (dict[str, str] | None): Colour by model (:func:`network_colours`). Default: None, the models'
+            colours in the order of ``points``.
+
+    Returns:
+        Figure: The figure.
+    """
+    colours = colours or network_colours(p['model'] for p in points)
+    fig, ax = _axes(size, title, 'latency (ms)', 'PSNR (dB)')
+    largest = max([p['params'] or 0 for p in points] + [1])
+    handles = []
+    for point in points:
+        colour = _colour(colours, point['model'])
         if point['latency_ms'] is None:
-            _, py = to_px(x_range[0], point['psnr'])
-            for x in range(left, width - right, 14):
-                cv2.line(img, (x, py), (min(x + 7, width - right), py), color, 1)
-            cv2.putText(img, f'{point["model"]} {point["psnr"]:.2f}', (left + 6, py - 6), FONT, 0.45, color, 1)
+            label = f'{point["model"]} ({point["psnr"]:.2f} dB)'
+            handles.append(ax.axhline(point['psnr'], color=colour, linestyle='--', linewidth=1.2, label=label))
             continue
-        center = to_px(point['latency_ms'], point['psnr'])
-        radius = int(4 + 36 * math.sqrt((point['params'] or 0) / max_params))
-        overlay = img.copy()
-        cv2.circle(overlay, center, radius, color, -1, cv2.LINE_AA)
-        img = cv2.addWeighted(overlay, 0.45, img, 0.55, 0)
-        cv2.circle(img, center, radius, color, 1, cv2.LINE_AA)
-        params = f' {point["params"] / 1e6:.2f}M' if point['params'] else ''
-        text_at = (center[0] + radius + 4, center[1] + 5)
-        cv2.putText(img, f'{point["model"]}{params}', text_at, FONT, 0.5, BLACK, 1, cv2.LINE_AA)
-    return img
+        area = max(BUBBLE_AREA[0], BUBBLE_AREA[1] * (point['params'] or 0) / largest)
+        ax.scatter(point['latency_ms'], point['psnr'], s=area, color=colour, alpha=0.45, edgecolors=colour)
+        params = f', {_count(point["params"])} params' if point['params'] else ''
+        handles.append(_legend_marker(colour, f'{point["model"]}{params}'))
+    ax.margins(0.15)
+    ax.set_xlim(left=0)
+    _legend(fig, handles)
+    return fig
+
+
+def plot_curves(series, title, x_label, y_label, size=(1200, 800), colours=None):
+    """Line plot of several series, one colour and one legend entry per label (several lines may share a label, e.g.
+    one per seed).
+
+    Args:
+        series (list[tuple[str, list[tuple[float, float]]]]): (label, points (x, y)) pairs.
+        title (str): Title of the plot.
+        x_label (str): Caption of the x axis, with its unit.
+        y_label (str): Caption of the y axis, with its unit.
+        size (tuple[int, int]): (width, height) in pixels. Default: (1200, 800).
+        colours (dict[str, str] | None): Colour by label (:func:`network_colours`). Default: None, the labels' colours
+            in the order of their first appearance.
+
+    Returns:
+        Figure: The figure.
+    """
+    colours = colours or network_colours(label for label, _ in series)
+    fig, ax = _axes(size, title, x_label, y_label)
+    handles = {}
+    for label, points in series:
+        xs, ys = zip(*points) if points else ((), ())
+        (line,) = ax.plot(xs, ys, color=_colour(colours, label), marker='o', markersize=3, linewidth=1.5, label=label)
+        handles.setdefault(label, line)
+    if handles:
+        _legend(fig, list(handles.values()))
+    return fig
+
+
+def plot_perception_distortion(runs, title, y_label, size=(1200, 800), colours=None):
+    """The perception-distortion plane of GAN training: PSNR against a perceptual metric (lower is better), one point
+    per run, each GAN-stage run joined by a line to the PSNR-stage run it starts from. Better runs lie lower right.
+
+    Args:
+        runs (list[dict]): One per run: 'run' (its name), 'network', 'psnr' (dB), 'perceptual' (lower is better)
+            and 'psnr_run': None for a PSNR-stage run, and for a GAN-stage run the 'run' of the PSNR-stage run it was
+            initialised from.
+        title (str): Title of the plot.
+        y_label (str): Caption of the y axis: the metric, e.g. 'NIQE' or 'LPIPS'.
+        size (tuple[int, int]): (width, height) in pixels. Default: (1200, 800).
+        colours (dict[str, str] | None): Colour by network (:func:`network_colours`). Default: None, the networks'
+            colours in the order of ``runs``.
+
+    Returns:
+        Figure: The figure.
+    """
+    by_name = {run['run']: run for run in runs}
+    colours = colours or network_colours(run['network'] for run in runs)
+    fig, ax = _axes(size, title, 'PSNR (dB)', y_label)
+    for run in runs:
+        colour = _colour(colours, run['network'])
+        start = run['psnr_run']
+        if start is not None:
+            if start not in by_name:
+                raise ValueError(f'run {run["run"]!r}: its psnr_run {start!r} is not one of the runs')
+            begin = by_name[start]
+            ax.plot([begin['psnr'], run['psnr']], [begin['perceptual'], run['perceptual']], color=colour, linewidth=1)
+        ax.scatter(run['psnr'], run['perceptual'], color=colour, marker='o' if start is None else '^', s=40, zorder=3)
+    ax.annotate(
+        'better', xy=(0.98, 0.02), xytext=(0.86, 0.14), xycoords='axes fraction', ha='center', va='center',
+        arrowprops={'arrowstyle': '->', 'color': 'grey'}, color='grey',
+    )  # fmt: skip
+    networks = dict.fromkeys(run['network'] for run in runs)
+    handles = [_legend_marker(_colour(colours, network), network, 's') for network in networks]
+    handles += [_legend_marker('grey', 'PSNR stage', 'o'), _legend_marker('grey', 'GAN stage', '^')]
+    _legend(fig, handles)
+    return fig
 
 
 def crop_box(shape, x=None, y=None, size=None):
@@ -114,82 +196,54 @@ def crop_box(shape, x=None, y=None, size=None):
     return x, y, size
 
 
-def _labelled(tile, lines):
-    panel = np.full((TILE + LABEL_H, TILE, 3), 255, np.uint8)
-    panel[:TILE] = tile
-    for i, line in enumerate(lines):
-        cv2.putText(panel, line, (4, TILE + 16 + 16 * i), FONT, 0.42, BLACK, 1, cv2.LINE_AA)
-    return panel
+def crop_zoom(size):
+    """The whole zoom factor of a crop of side ``size``: the largest that keeps it within :data:`CROP_TILE` pixels."""
+    return max(1, CROP_TILE // size)
 
 
-def crop_grid(images, box, captions, columns=5):
+def crop_grid(images, box, captions, columns=5, colours=None):
     """Zoomed crops of several same-size images side by side, after an overview of the first with the box marked.
+
+    Each crop is zoomed by a whole factor (:func:`crop_zoom`, nearest neighbour) and placed unresampled, so the PNG
+    holds every pixel of it exactly. Under each panel: its label (in its network's colour) and its caption.
 
     Args:
         images (dict[str, np.ndarray]): uint8 BGR images by label, the reference (HR) first.
         box (tuple[int, int, int]): Crop (x, y, size), see :func:`crop_box`.
         captions (dict[str, str]): Second caption line by label (e.g. PSNR / SSIM); optional per label.
         columns (int): Panels per row. Default: 5.
+        colours (dict[str, str] | None): Label colour by label (:func:`network_colours`). Default: None, the labels'
+            colours in the order of ``images``.
 
     Returns:
-        np.ndarray: The uint8 BGR grid.
+        Figure: The figure, sized in whole pixels at :data:`DPI`.
     """
+    colours = colours or network_colours(images)
     x, y, size = box
+    zoom = crop_zoom(size)
+    tile = size * zoom
     reference = next(iter(images.values()))
     h, w = reference.shape[:2]
-    zoom = TILE / max(h, w)
-    overview = np.full((TILE, TILE, 3), 255, np.uint8)
-    small = cv2.resize(reference, (max(1, round(w * zoom)), max(1, round(h * zoom))), interpolation=cv2.INTER_AREA)
-    overview[: small.shape[0], : small.shape[1]] = small
-    p0 = (int(x * zoom), int(y * zoom))
-    cv2.rectangle(overview, p0, (int((x + size) * zoom), int((y + size) * zoom)), RED, 2)
-    panels = [_labelled(overview, ['overview', f'crop {x},{y} {size}px'])]
+    scale = tile / max(h, w)
+    overview = cv2.resize(reference, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    panels = [(overview, 'overview', f'{size} px at {x},{y}, x{zoom}', 'black')]
     for label, img in images.items():
-        tile = cv2.resize(img[y : y + size, x : x + size], (TILE, TILE), interpolation=cv2.INTER_NEAREST)
-        panels.append(_labelled(tile, [label, captions.get(label, '')]))
+        crop = img[y : y + size, x : x + size].repeat(zoom, axis=0).repeat(zoom, axis=1)
+        panels.append((crop, label, captions.get(label, ''), _colour(colours, label)))
+
     columns = min(columns, len(panels))
-    blank = np.full_like(panels[0], 255)
-    panels += [blank] * (-len(panels) % columns)
-    rows = [np.hstack(panels[i : i + columns]) for i in range(0, len(panels), columns)]
-    return np.vstack(rows)
-
-
-def plot_curves(series, title, x_label, y_label, size=(900, 600)):
-    """Line plot of several series, one colour per label (several lines may share a label, e.g. one per seed).
-
-    Args:
-        series (list[tuple[str, list[tuple[float, float]]]]): (label, points (x, y)) pairs; a label's colour is the
-            palette colour of its first appearance.
-        title (str): Title drawn on top.
-        x_label (str): Caption of the x axis.
-        y_label (str): Caption of the y axis.
-        size (tuple[int, int]): (width, height) in pixels. Default: (900, 600).
-
-    Returns:
-        np.ndarray: The uint8 BGR image.
-    """
-    width, height = size
-    labels = dict.fromkeys(label for label, _ in series)
-    legend = max([cv2.getTextSize(label, FONT, 0.5, 1)[0][0] for label in labels] + [0])
-    left, right, top, bottom = 80, legend + 60, 60, 60
-    img = np.full((height, width, 3), 255, np.uint8)
-    points = [p for _, line in series for p in line]
-    x_range = _padded_range([x for x, _ in points] or [0.0, 1.0], 0.02)
-    y_range = _padded_range([y for _, y in points] or [0.0, 1.0], 0.05)
-
-    to_px = _draw_axes(img, (left, right, top, bottom), x_range, y_range, title)
-    cv2.putText(img, x_label, (width // 2 - 60, height - 15), FONT, 0.55, BLACK, 1, cv2.LINE_AA)
-    cv2.putText(img, y_label, (8, top - 12), FONT, 0.55, BLACK, 1, cv2.LINE_AA)
-    colours = {}
-    for label, line in series:
-        colour = colours.setdefault(label, PALETTE[len(colours) % len(PALETTE)])
-        pixels = np.array([to_px(x, y) for x, y in line], np.int32)
-        if len(pixels) > 1:
-            cv2.polylines(img, [pixels], False, colour, 2, cv2.LINE_AA)
-        for point in pixels:
-            cv2.circle(img, tuple(int(v) for v in point), 3, colour, -1, cv2.LINE_AA)
-    for i, (label, colour) in enumerate(colours.items()):
-        y = top + 10 + 22 * i
-        cv2.line(img, (width - right + 12, y), (width - right + 36, y), colour, 3)
-        cv2.putText(img, label, (width - right + 42, y + 5), FONT, 0.5, BLACK, 1, cv2.LINE_AA)
-    return img
+    rows = math.ceil(len(panels) / columns)
+    line = round(CROP_FONT_SIZE / 72 * DPI * 1.4)
+    panel_w, panel_h = tile + CROP_GAP, tile + 2 * line + CROP_GAP
+    width, height = columns * panel_w + CROP_GAP, rows * panel_h + CROP_GAP
+    fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI)
+    for i, (img, label, caption, colour) in enumerate(panels):
+        left, top = CROP_GAP + (i % columns) * panel_w, CROP_GAP + (i // columns) * panel_h
+        fig.figimage(np.ascontiguousarray(img[..., ::-1]), left, height - top - img.shape[0], origin='upper')
+        text_top = height - top - tile - 2
+        fig.text(left / width, text_top / height, label, color=colour, fontsize=CROP_FONT_SIZE, weight='bold', va='top')
+        fig.text(left / width, (text_top - line) / height, caption, fontsize=CROP_FONT_SIZE, va='top')
+    side = size * scale  # the crop's box on the overview, in figure coordinates like the texts
+    corner = ((CROP_GAP + x * scale) / width, (height - CROP_GAP - y * scale - side) / height)
+    fig.add_artist(Rectangle(corner, side / width, side / height, fill=False, edgecolor='red', linewidth=1.5))
+    return fig

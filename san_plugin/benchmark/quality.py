@@ -19,11 +19,11 @@ from basicsr.utils import img2tensor, tensor2img
 from tqdm import tqdm
 
 from san_plugin.benchmark.datasets import load_dataset
-from san_plugin.benchmark.figures import crop_box, crop_grid, plot_psnr_latency
+from san_plugin.benchmark.figures import crop_box, crop_grid, network_colours, plot_psnr_latency, save_figure
 from san_plugin.benchmark.flops import count_flops, count_params
 from san_plugin.benchmark.metrics import prepare_metrics
 from san_plugin.benchmark.report import markdown_table, write_csv
-from san_plugin.data.images import bicubic_resize, write_image
+from san_plugin.data.images import bicubic_resize
 from san_plugin.utils.atomic_save import write_atomic, write_json
 from san_plugin.utils.precision import autocast
 from san_plugin.utils.test_time import test_forward
@@ -264,11 +264,12 @@ def write_outputs(rows, crops, out):
     write_json(written[0], rows)
     write_csv(written[1], rows)
     write_atomic(written[2], markdown_table(rows))
+    colours = network_colours(r['model'] for r in rows)
     for dataset, scale in dict.fromkeys((r['dataset'], r['scale']) for r in rows):
         group = [r for r in rows if r['dataset'] == dataset and r['scale'] == scale]
         path = out / f'psnr_latency_{_file_part(dataset)}_x{scale}.png'
         title = f'{dataset} x{scale} on {group[0]["device"]}: PSNR vs latency, bubble area ~ parameters'
-        write_image(path, plot_psnr_latency(group, title))
+        save_figure(path, plot_psnr_latency(group, title, colours=colours))
         written.append(path)
     per_image = {(r['model'], r['dataset'], r['scale'], p['image']): p for r in rows for p in r['per_image']}
     for (dataset, scale, image), (crop, images) in crops.items():
@@ -279,6 +280,6 @@ def write_outputs(rows, crops, out):
                 captions[label] = f'{found["psnr"]:.2f} dB / {found["ssim"]:.4f}'
         box = crop_box(images['HR'].shape, crop.x, crop.y, crop.size)
         path = out / f'crops_{_file_part(dataset)}_x{scale}_{_file_part(image)}.png'
-        write_image(path, crop_grid(images, box, captions))
+        save_figure(path, crop_grid(images, box, captions, colours=colours))
         written.append(path)
     return written

@@ -11,8 +11,7 @@ import csv
 import io
 import statistics
 
-from san_plugin.benchmark.figures import plot_curves, plot_psnr_latency
-from san_plugin.data.images import write_image
+from san_plugin.benchmark.figures import network_colours, plot_curves, plot_psnr_latency, save_figure
 from san_plugin.study import stats
 from san_plugin.utils.atomic_save import write_atomic, write_json
 
@@ -387,14 +386,14 @@ def write_report(study, records, bicubic, memory, params):
         out / 'report.md',
         markdown(study, report['summary'], report['pairs'], report['bicubic'], report['significance']),
     )
+    colours = network_colours(study.networks)
     for scale in study.scales:
         title = f'{study.val_dataset} x{scale}: validation PSNR, one line per seed'
         for name, x_key, x_label in (('iter', 'iter', 'iteration'), ('time', 'seconds', 'training time (s)')):
-            curves = _curves(records, scale, x_key)
-            write_image(out / f'convergence_{name}_x{scale}.png', plot_curves(curves, title, x_label, 'PSNR (dB)'))
+            figure = plot_curves(_curves(records, scale, x_key), title, x_label, 'PSNR (dB)', colours=colours)
+            save_figure(out / f'convergence_{name}_x{scale}.png', figure)
         for dataset in dict.fromkeys(r['dataset'] for r in report['summary'] if r['scale'] == scale):
             title = f'{dataset} x{scale}: mean PSNR over seeds vs latency, bubble ~ parameters'
-            write_image(
-                out / f'psnr_latency_{dataset}_x{scale}.png', plot_psnr_latency(_points(report, dataset, scale), title)
-            )
+            figure = plot_psnr_latency(_points(report, dataset, scale), title, colours=colours)
+            save_figure(out / f'psnr_latency_{dataset}_x{scale}.png', figure)
     return report
