@@ -8,10 +8,8 @@ that is not UTF-8, which used to crash the interpreter with a segmentation fault
 
 import os
 import re
-import struct
 import subprocess
 import sys
-import zlib
 
 import cv2
 import numpy as np
@@ -19,6 +17,7 @@ import pytest
 import torch
 from basicsr.archs import build_network
 from conftest import REPO_ROOT, load_tool
+from helpers.bad_images import corrupt_png, huge_header_png, png_bytes
 
 import san_plugin  # noqa: F401  (registers the archs)
 from san_plugin.convert.checkpoint_io import save_weights_file
@@ -28,28 +27,6 @@ from san_plugin.data.images import display_path
 GOOD_NAMES = ('a.png', 'z.png')  # sorted around every bad name: one before it, one after it
 NOT_UTF8_NAME = os.fsdecode(b'caf\xe9.png')  # 'café.png' with its name in latin-1 bytes
 PROGRESS_BAR = re.compile(r'^(Upscaling|Check HR images): +\d+%\|')
-
-
-def png_bytes(shape=(12, 10, 3), seed=0):
-    return cv2.imencode('.png', np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8))[1].tobytes()
-
-
-def png_chunk(kind, data):
-    return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
-
-
-def huge_header_png():
-    """A valid PNG whose header claims 100000 x 100000 RGB pixels, far more than OpenCV decodes."""
-    header = struct.pack('>IIBBBBB', 100000, 100000, 8, 2, 0, 0, 0)
-    chunks = png_chunk(b'IHDR', header) + png_chunk(b'IDAT', zlib.compress(b'\0' * 64)) + png_chunk(b'IEND', b'')
-    return b'\x89PNG\r\n\x1a\n' + chunks
-
-
-def corrupt_png():
-    """A PNG with one byte of its compressed pixels changed (the chunk's checksum no longer matches)."""
-    content = bytearray(png_bytes())
-    content[content.index(b'IDAT') + 10] ^= 0xFF
-    return bytes(content)
 
 
 def write_unreadable(path):

@@ -1,12 +1,14 @@
 """CheckedPairedImageDataset: the samples of BasicSR's PairedImageDataset, and errors that name the file at fault."""
 
 import random
+import re
 
 import cv2
 import numpy as np
 import pytest
 import torch
 from basicsr.data import build_dataset
+from helpers.bad_images import huge_header_png
 from helpers.workflow import make_pairs
 
 import san_plugin  # noqa: F401  (registers CheckedPairedImageDataset)
@@ -117,14 +119,22 @@ def test_lmdb_key_sets_differ(pairs, tmp_path):
         build_dataset(options(gt_db, lq_db, io_backend={'type': 'lmdb'}))
 
 
+@pytest.mark.parametrize(
+    'damage, message',
+    [
+        (lambda content: content[:60], 'is not a readable image (truncated, corrupt'),
+        (lambda content: huge_header_png(), 'its header claims more pixels than OpenCV decodes'),
+    ],
+    ids=['truncated', 'huge header'],
+)
 @pytest.mark.parametrize('phase', ['train', 'val'])
-def test_corrupt_image_is_named(pairs, phase):
+def test_corrupt_image_is_named(pairs, phase, damage, message):
     gt_dir, lq_dir = pairs
     bad = gt_dir / '0001.png'
-    bad.write_bytes(bad.read_bytes()[:60])
+    bad.write_bytes(damage(bad.read_bytes()))
     dataset = build_dataset(options(gt_dir, lq_dir, phase))
     index = next(i for i, paths in enumerate(dataset.paths) if paths['gt_path'] == str(bad))
-    with pytest.raises(ValueError, match='does not decode') as error:
+    with pytest.raises(ValueError, match=re.escape(message)) as error:
         dataset[index]
     assert str(bad) in str(error.value) and 'dataroot_gt' in str(error.value)
 

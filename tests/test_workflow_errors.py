@@ -61,7 +61,7 @@ def missing_dataset(opt, gt_dir, lq_dir):
 
 def corrupt_image(opt, gt_dir, lq_dir):
     (gt_dir / '0005.png').write_bytes(b'\x89PNG\r\n\x1a\n' + bytes(100))
-    return [str(gt_dir / '0005.png'), 'does not decode']
+    return [str(gt_dir / '0005.png'), 'is not a readable image']
 
 
 def size_mismatch(opt, gt_dir, lq_dir):

@@ -4,8 +4,10 @@ from os import path as osp
 
 from basicsr.data.data_util import paths_from_lmdb
 from basicsr.data.paired_image_dataset import PairedImageDataset
-from basicsr.utils import FileClient, imfrombytes, scandir
+from basicsr.utils import FileClient, scandir
 from basicsr.utils.registry import DATASET_REGISTRY
+
+from san_plugin.data.images import ImageError, decode_image
 
 
 @DATASET_REGISTRY.register()
@@ -100,10 +102,10 @@ class CheckedPairedImageDataset(PairedImageDataset):
             raise FileNotFoundError(f"{self._where}: cannot read '{path}' of {root}: {error}") from error
         if content is None:
             raise ValueError(f"{self._where}: key '{path}' is in the meta_info.txt of {root} but not in its data.mdb")
-        img = imfrombytes(content) if len(content) else None
-        if img is None:
-            raise ValueError(f"{self._where}: '{path}' of {root} does not decode as an image (truncated or corrupt?)")
-        return img
+        try:
+            return decode_image(content, f"'{path}' of {root}")
+        except ImageError as error:
+            raise ValueError(f'{self._where}: {error}') from None
 
     def _check_pair(self, index):
         """Raise a clear error if the pair at ``index`` does not decode or its sizes do not match ``scale``."""

@@ -100,20 +100,34 @@ def read_image(path, flag='color'):
         raise ImageError(f'{shown} is a folder, not an image file') from None
     except OSError as error:
         raise ImageError(f'cannot read {shown}: {error.strerror}') from None
+    return decode_image(content, shown, flag)
+
+
+def decode_image(content, name, flag='color'):
+    """Decode the bytes of an image file (read from disk, an LMDB, ...).
+
+    Args:
+        content (bytes): The file's bytes.
+        name (str): What to call the image in a message (its path, or an LMDB key and its database).
+        flag (str): 'color' or 'unchanged', as for :func:`read_image`. Default: 'color'.
+
+    Returns:
+        ndarray: The image.
+    """
     if not content:
-        raise ImageError(f'{shown} is empty (0 bytes), not an image')
+        raise ImageError(f'{name} is empty (0 bytes), not an image')
     try:
         with _native_stderr_discarded():
             img = cv2.imdecode(np.frombuffer(content, np.uint8), READ_FLAGS[flag])
     except cv2.error as error:
         if 'CV_IO_MAX_IMAGE_PIXELS' in str(error):
             raise ImageError(
-                f'{shown}: its header claims more pixels than OpenCV decodes (2**30 unless the environment variable '
+                f'{name}: its header claims more pixels than OpenCV decodes (2**30 unless the environment variable '
                 'OPENCV_IO_MAX_IMAGE_PIXELS says otherwise); a corrupt header or too large an image'
             ) from None
-        raise ImageError(f'{shown} is not a readable image: {str(error).strip().splitlines()[-1]}') from None
+        raise ImageError(f'{name} is not a readable image: {str(error).strip().splitlines()[-1]}') from None
     if img is None:
-        raise ImageError(f'{shown} is not a readable image (truncated, corrupt, or not an image OpenCV decodes)')
+        raise ImageError(f'{name} is not a readable image (truncated, corrupt, or not an image OpenCV decodes)')
     return img
 
 
