@@ -10,7 +10,7 @@ import yaml
 from basicsr.archs import build_network
 from basicsr.archs.rcan_arch import RCAN
 from conftest import load_tool
-from fixture_weights import fixture_and_weights
+from helpers.fixture_weights import fixture_and_weights
 
 import san_plugin  # noqa: F401  (registers the archs)
 from san_plugin.archs.drln_arch import DRLN

@@ -8,7 +8,7 @@ import torch
 import yaml
 from basicsr.archs import build_network
 from basicsr.utils.options import ordered_yaml
-from fixture_weights import fixture_and_weights
+from helpers.fixture_weights import fixture_and_weights
 
 import san_plugin  # noqa: F401  (registers DRLN)
 from san_plugin.archs.drln_arch import DRLN

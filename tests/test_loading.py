@@ -6,7 +6,7 @@ import pickle
 
 import pytest
 import torch
-from fixture_weights import fixture_and_weights
+from helpers.fixture_weights import fixture_and_weights
 
 import san_plugin  # noqa: F401  (registers the archs)
 from san_plugin.archs.drln_arch import DRLN

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import REPO_ROOT, require_shared
-from fixture_weights import fixture_and_weights
+from helpers.fixture_weights import fixture_and_weights
 
 import san_plugin
 from san_plugin.archs.san_arch import SAN

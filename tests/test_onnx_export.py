@@ -11,7 +11,7 @@ import pytest
 import torch
 from basicsr.archs.rcan_arch import RCAN
 from conftest import REPO_ROOT, load_tool
-from fixture_weights import fixture_and_weights
+from helpers.fixture_weights import fixture_and_weights
 
 import san_plugin
 from san_plugin import onnx_export

@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 from basicsr.archs import build_network
-from fixture_weights import fixture_and_weights
+from helpers.fixture_weights import fixture_and_weights
 from helpers.workflow import TINY_SAN, describe, make_pairs, read_log, run_python, train_options, write_options
 
 import san_plugin

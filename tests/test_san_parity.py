@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from fixture_weights import fixture_and_weights
+from helpers.fixture_weights import fixture_and_weights
 
 import san_plugin
 from san_plugin.convert.original_san import san_state_from_original, san_state_to_original

@@ -14,7 +14,7 @@ from basicsr.archs import build_network
 from basicsr.archs.rcan_arch import RCAN
 from basicsr.models.base_model import BaseModel
 from conftest import load_tool
-from fixture_weights import fixture_and_weights
+from helpers.fixture_weights import fixture_and_weights
 from safetensors import safe_open
 from safetensors.torch import load_file
 
