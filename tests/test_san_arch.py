@@ -51,6 +51,11 @@ def randomise_zero_init(net):
     return net
 
 
+def tiny_san(upscale=2):
+    """The tiny SAN at ``upscale``, its zero-initialised layers randomised, in eval mode."""
+    return randomise_zero_init(build_network({**TINY, 'upscale': upscale})).eval()
+
+
 def paper_keys(num_group, num_block, upsample_convs):
     """State dict keys of the paper's SAN, in order (its own parameter first, then its modules')."""
     conv = ('weight', 'bias')
@@ -66,7 +71,7 @@ def paper_keys(num_group, num_block, upsample_convs):
 
 @pytest.mark.parametrize('size', [(1, 1), (1, 5), (2, 2), (3, 3), (5, 2), (17, 23), (32, 32)])
 def test_any_input_size(size):
-    net = randomise_zero_init(build_network({**TINY, 'upscale': 2})).eval()
+    net = tiny_san()
     with torch.no_grad():
         out = net(torch.rand(2, 3, *size))
     assert out.shape == (2, 3, 2 * size[0], 2 * size[1])
@@ -74,7 +79,7 @@ def test_any_input_size(size):
 
 
 def test_batch_items_are_independent():
-    net = randomise_zero_init(build_network({**TINY, 'upscale': 2})).eval()
+    net = tiny_san()
     x = torch.rand(3, 3, 13, 10)
     with torch.no_grad():
         batched = net(x)
@@ -83,14 +88,14 @@ def test_batch_items_are_independent():
 
 
 def test_constant_image_gives_finite_output():
-    net = randomise_zero_init(build_network({**TINY, 'upscale': 4})).eval()
+    net = tiny_san(upscale=4)
     with torch.no_grad():
         out = net(torch.full((1, 3, 12, 12), 0.5))
     assert torch.isfinite(out).all()
 
 
 def test_bfloat16_autocast_is_finite_and_close_to_float32():
-    net = randomise_zero_init(build_network({**TINY, 'upscale': 2})).eval()
+    net = tiny_san()
     x = torch.rand(1, 3, 16, 16)
     with torch.no_grad():
         reference = net(x)

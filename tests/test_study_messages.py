@@ -10,12 +10,13 @@ import copy
 import pytest
 import yaml
 from basicsr.utils.registry import ARCH_REGISTRY
-from helpers.study import study_options, write_images
+from helpers.study import changed, study_options, write_images
 
 import san_plugin  # noqa: F401  (registers the archs)
 from san_plugin.study.options import StudyError, override_max_parallel, parse_study, read_study
 
 SLURM = (('executor',), 'slurm')
+TINY_SAN = {'type': 'SAN', 'num_feat': 8, 'num_group': 1, 'num_block': 1, 'squeeze_factor': 4, 'nonlocal_reduction': 2}
 SET_HR = '{tmp}/set/HR/x{scale}'
 SET_LR = '{tmp}/set/LR/x{scale}'
 CASES = [
@@ -146,14 +147,7 @@ CASES = [
         [
             (
                 ('networks', 'SAN x'),
-                {
-                    'type': 'SAN',
-                    'num_feat': 8,
-                    'num_group': 1,
-                    'num_block': 1,
-                    'squeeze_factor': 4,
-                    'nonlocal_reduction': 2,
-                },
+                TINY_SAN,
             )
         ],
         'StudyError',
@@ -164,14 +158,7 @@ CASES = [
         [
             (
                 ('networks', 2),
-                {
-                    'type': 'SAN',
-                    'num_feat': 8,
-                    'num_group': 1,
-                    'num_block': 1,
-                    'squeeze_factor': 4,
-                    'nonlocal_reduction': 2,
-                },
+                TINY_SAN,
             )
         ],
         'StudyError',
@@ -631,16 +618,9 @@ def filled(value, tmp):
 
 def edited(study, edits, tmp):
     for path, value in edits:
-        if path == ():
-            study = filled(value, tmp)
-            continue
-        node = study
-        for key in path[:-1]:
-            node = node[key]
-        if value is ...:
-            del node[path[-1]]
-        else:
-            node[path[-1]] = filled(value, tmp)
+        study = (
+            filled(value, tmp) if path == () else changed(study, path, value if value is ... else filled(value, tmp))
+        )
     return study
 
 
