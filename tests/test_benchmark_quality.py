@@ -17,7 +17,7 @@ from san_plugin.archs.san_arch import SAN
 from san_plugin.benchmark import quality
 from san_plugin.benchmark.datasets import bicubic_resize, load_dataset, parse_dataset_spec
 from san_plugin.benchmark.models import parse_model_spec
-from san_plugin.benchmark.options import read_options_file
+from san_plugin.benchmark.quality_options import read_options_file
 from san_plugin.benchmark.report import markdown_table
 
 sys.path.insert(0, str(REPO_ROOT / 'tools'))

@@ -14,8 +14,8 @@ import sys
 
 import san_plugin  # noqa: F401  (registers the archs)
 from san_plugin.benchmark.models import PAPER_NETWORKS
-from san_plugin.benchmark.options import quality_config, read_options_file
 from san_plugin.benchmark.quality import run_quality, write_outputs
+from san_plugin.benchmark.quality_options import quality_config, read_options_file
 from san_plugin.benchmark.report import write_json
 from san_plugin.benchmark.speed import SpeedConfig, format_table, run_speed
 from san_plugin.convert.network_config import add_network_opt_argument
@@ -43,7 +43,7 @@ def add_speed_parser(subparsers):
 
 def add_quality_parser(subparsers):
     p = subparsers.add_parser('quality', help='PSNR/SSIM, parameters, FLOPs and latency on data sets')
-    p.add_argument('-opt', help='YAML options file (see san_plugin/benchmark/options.py); flags add to it')
+    p.add_argument('-opt', help='YAML options file (see san_plugin/benchmark/quality_options.py); flags add to it')
     p.add_argument('--model', action='append', help='bicubic, NAME=WEIGHTS, NAME=OPTIONS.yml or NAME=type:ARCH,k:v')
     add_network_opt_argument(p)
     p.add_argument('--dataset', action='append', help='NAME=HR_DIR[:LR_DIR]; {scale} in a folder becomes the scale')
