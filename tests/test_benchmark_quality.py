@@ -154,7 +154,7 @@ def test_scale_placeholder_in_folders(tmp_path):
         (['--model', 'bicubic', '--dataset', 'toy={hr}:/nonexistent/lr'], 'LR folder /nonexistent/lr does not exist'),
         (['--model', 'san=/nonexistent.pth', '--dataset', 'toy={hr}'], '--model san: /nonexistent.pth does not exist'),
         (['--model', 'whatever', '--dataset', 'toy={hr}'], "--model 'whatever': expected bicubic, NAME=WEIGHTS"),
-        (['--model', 'n=type:NoSuchNet', '--dataset', 'toy={hr}'], '--model n: cannot build network'),
+        (['--model', 'n=type:NoSuchNet', '--dataset', 'toy={hr}'], "--model n type: unknown network type 'NoSuchNet'"),
         (['--model', 'bicubic', '--dataset', 'toy'], "--dataset 'toy': expected NAME=HR_DIR"),
         (['--model', 'bicubic', '--dataset', 'toy={hr}', '--crops', 'nope'], "--crops: images ['nope']"),
         (['--model', 'bicubic', '--dataset', 'toy={hr}:{hr}'], 'is 40x32 but'),
@@ -188,7 +188,7 @@ def test_options_file_errors_name_the_key(tmp_path):
     with pytest.raises(ValueError, match='datasets.toy: unknown key .hr_dir.'):
         opt.write_text('datasets: {toy: {hr_dir: x}}\n')
         benchmark.quality_config(read_options_file(opt), benchmark_flags())
-    with pytest.raises(ValueError, match='models: n: a network_g block needs a type key'):
+    with pytest.raises(ValueError, match=r'models: n.type: missing \(the arch name'):
         opt.write_text(yaml.safe_dump({'models': {'n': {'num_feat': 4}}}))
         benchmark.quality_config(read_options_file(opt), benchmark_flags())
 
@@ -199,8 +199,8 @@ def benchmark_flags():
 
 def test_model_spec_forms():
     assert parse_model_spec('bicubic').is_bicubic
-    spec = parse_model_spec('n=type:SAN,num_feat:16,upscale:2')
-    assert spec.network_opt == {'type': 'SAN', 'num_feat': 16, 'upscale': 2}
+    spec = parse_model_spec('n=type:SAN,num_feat:16,upscale:2,rgb_mean:[0.5, 0.5,0.5]')
+    assert spec.network_opt == {'type': 'SAN', 'num_feat': 16, 'upscale': 2, 'rgb_mean': [0.5, 0.5, 0.5]}
     assert spec.supports(2) and not spec.supports(4)
 
 

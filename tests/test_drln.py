@@ -186,7 +186,7 @@ def test_shallower_drln_builds_from_options_and_keeps_the_second_cascade_wiring(
     path.write_text(yaml.dump({'network_g': {'type': 'DRLN', 'upscale': 2, **TINY, 'cascade_sizes': sizes}}))
     with open(path) as f:
         opt = yaml.load(f, Loader=ordered_yaml()[0])
-    check_network_options(opt)
+    check_network_options(opt, str(path))
     net = build_network(opt['network_g'])
     assert block_counts(net) == sizes
     assert [cascade.num_input_blocks for cascade in net.body] == input_blocks
@@ -242,7 +242,7 @@ def test_upsampler_without_relu_keeps_the_keys_and_changes_only_the_upsampler(tm
     path.write_text(yaml.dump({'network_g': {'type': 'DRLN', 'upscale': 4, **SHALLOW, 'upsample_relu': False}}))
     with open(path) as f:
         opt = yaml.load(f, Loader=ordered_yaml()[0])
-    check_network_options(opt)
+    check_network_options(opt, str(path))
     plain, authors = build_network(opt['network_g']), DRLN(upscale=4, **SHALLOW)
     assert [type(m).__name__ for m in plain.upsample] == ['Conv2d', 'Identity', 'PixelShuffle'] * 2
     assert [type(m).__name__ for m in authors.upsample] == ['Conv2d', 'ReLU', 'PixelShuffle'] * 2

@@ -43,7 +43,7 @@ def wrap_parse_options(parse_options):
     @functools.wraps(parse_options)
     def parse_options_with_fixes(root_path, is_train=True):
         opt, args = parse_options(output_root(root_path), is_train)
-        check_network_options(opt)
+        check_network_options(opt, args.opt)
         caller = sys._getframe(1)
         if _is_basicsr_train_pipeline(caller):
             report = ResumeReport()

@@ -17,13 +17,13 @@ from san_plugin.convert.network_config import (
     OVERRIDE_HINT,
     RECORD_KEY,
     AssumedSettingWarning,
-    arch_class,
     complete_config,
     network_record,
     parse_record,
 )
 from san_plugin.convert.original import FORMATS, config_from_ours, convert_original_state, near_miss, original_arch
 from san_plugin.convert.original_rcan import mean_shift_distance
+from san_plugin.utils.network_options import registered_arch
 
 PARAM_KEYS = ('params', 'params_ema')
 # Keys of our networks (and BasicSR's) that depend on the scale.
@@ -129,7 +129,7 @@ def read_network_file(path, param_key='params', network_opt=None, override_hint=
         config = complete_config(arch, record['args'], f'weights file {path}: {RECORD_KEY}.args')
         notes.append(f'network configuration read from the file ({RECORD_KEY})')
     given = {**(record or {}).get('args', {}), **(network_opt or {})}
-    unused = getattr(arch_class(arch, f'weights file {path}'), 'unused_arguments', lambda config: ())(config)
+    unused = getattr(registered_arch(arch, f'weights file {path}'), 'unused_arguments', lambda config: ())(config)
     assumed = {
         key: value
         for key, value in config.items()
@@ -179,7 +179,7 @@ def _convert_original(path, state, notes):
 def _check_config_fits(path, arch, config, state, shown, source):
     """Raise a ValueError naming the file and the key if a network built with ``config`` does not fit ``state``."""
     try:
-        expected = expected_state(arch_class(arch, f'weights file {path}'), config)
+        expected = expected_state(registered_arch(arch, f'weights file {path}'), config)
     except (RuntimeError, NotImplementedError):  # an arch that cannot be built on the meta device: checked on load
         return
     try:
