@@ -128,6 +128,7 @@ STUDY_CASES = {
         'study.yml: networks.SAN: missing option(s) num_in_ch, num_out_ch (RCAN has no default for them)',
     ),
     'valid': ({'type': 'SAN', 'num_feat': 16}, None),
+    'BasicSR name without its suffix': ({'type': 'SRVGGNetCompact', 'num_feat': 4, 'num_conv': 1}, None),
 }
 
 

@@ -38,14 +38,25 @@ def key_path(where, key):
     return f'{where} {key}' if where.startswith('-') else f'{where}.{key}'
 
 
+def _lookup(arch_type):
+    """The class that BasicSR's ``build_network`` builds for ``arch_type``, or None.
+
+    BasicSR's registry also takes ``<name>`` for ``<name>_basicsr``, the name BasicSR 1.4.2 registers some of its own
+    archs under (``SRVGGNetCompact_basicsr``, so that Real-ESRGAN can register ``SRVGGNetCompact``).
+    """
+    name = next((name for name in (arch_type, f'{arch_type}_basicsr') if name in ARCH_REGISTRY), None)
+    return None if name is None else ARCH_REGISTRY.get(name)
+
+
 def registered_arch(arch_type, where):
     """The arch class registered as ``arch_type``; a :class:`NetworkOptionError` on ``where``'s ``type`` if none."""
     if not isinstance(arch_type, str):
         raise NetworkOptionError(where, f'expected an arch name, got {arch_type!r}', 'type')
-    if arch_type not in ARCH_REGISTRY:
+    network_class = _lookup(arch_type)
+    if network_class is None:
         registered = sorted(ARCH_REGISTRY.keys())
         raise NetworkOptionError(where, f'unknown network type {arch_type!r} (registered: {registered})', 'type')
-    return ARCH_REGISTRY.get(arch_type)
+    return network_class
 
 
 def check_network_opt(network_opt, where, allow_unregistered=False):
@@ -77,7 +88,7 @@ def check_network_opt(network_opt, where, allow_unregistered=False):
     if 'type' not in network_opt:
         raise NetworkOptionError(where, 'missing (the arch name, e.g. SAN)', 'type')
     arch_type = network_opt['type']
-    if allow_unregistered and isinstance(arch_type, str) and arch_type not in ARCH_REGISTRY:
+    if allow_unregistered and isinstance(arch_type, str) and _lookup(arch_type) is None:
         return None
     network_class = registered_arch(arch_type, where)
     arguments, takes_any = constructor_arguments(network_class)
