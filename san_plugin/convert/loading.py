@@ -78,7 +78,7 @@ class NetworkFile(NamedTuple):
     assumed: dict
 
 
-def read_network_file(path, param_key='params', network_opt=None, override_hint=OVERRIDE_HINT):
+def read_network_file(path, param_key='params', network_opt=None, override_hint=OVERRIDE_HINT, check_shapes=True):
     """Read a weight file of any supported format with the complete configuration of its network.
 
     The configuration comes from the file's record when it has one (checked against the tensors), else from the
@@ -95,6 +95,9 @@ def read_network_file(path, param_key='params', network_opt=None, override_hint=
         network_opt (dict | None): Constructor arguments given by the user (``--network-opt``). Default: None.
         override_hint (str | None): How the user gives other values, for the warning; None warns nothing.
             Default: :data:`~san_plugin.convert.network_config.OVERRIDE_HINT`.
+        check_shapes (bool): Require the tensors to be exactly those of one network of the configuration they show
+            (a ValueError naming the file and the key otherwise), as a network built from the file needs.
+            :func:`load_into_network` compares them with its own network instead. Default: True.
 
     Returns:
         NetworkFile: The file's network.
@@ -110,7 +113,10 @@ def read_network_file(path, param_key='params', network_opt=None, override_hint=
         shown = FORMATS[arch].config_from_original(authors_state)
         carried = config.keys()  # fixed by the authors' code
     else:
-        arch, shown = config_from_ours(state)
+        try:
+            arch, shown = config_from_ours(state, check_shapes)
+        except ValueError as error:
+            raise ValueError(f'weights file {path}: {error}') from error
         if arch is None and record is None:
             if near_miss(state):
                 raise ValueError(f'weights file {path}: {near_miss(state)}')
@@ -240,7 +246,7 @@ def load_into_network(
         list[str]: Keys of ``net`` left at their initial values.
     """
     logger = logger or get_root_logger()
-    weights = read_network_file(path, param_key, override_hint=None)
+    weights = read_network_file(path, param_key, override_hint=None, check_shapes=False)
     arch, state, config = weights.arch, weights.state, weights.config
     net_arch = type(net).__name__
     if arch is not None and arch != net_arch:
