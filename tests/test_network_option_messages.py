@@ -169,7 +169,7 @@ NETWORK_OPT_CASES = {
     ),
 }
 # Exit status of each tool for these errors; the benchmark names the model whose weights the value is for.
-TOOLS = {'convert_checkpoint': (1, ''), 'inference': (1, ''), 'export_onnx': (1, ''), 'benchmark': (2, '--model n: ')}
+TOOLS = {'convert_checkpoint': (1, ''), 'inference': (1, ''), 'export_onnx': (1, ''), 'benchmark': (1, '--model n: ')}
 
 
 def tool_message(tool, argv, capsys):

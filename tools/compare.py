@@ -22,6 +22,7 @@ from san_plugin.data.prepare import PrepareDataError  # noqa: E402
 from san_plugin.study.options import override_max_parallel, read_study  # noqa: E402
 from san_plugin.study.rebuild import rebuild_report  # noqa: E402
 from san_plugin.study.runner import StudyFailed, run_study, stop_on_sigterm  # noqa: E402
+from san_plugin.utils.cli import print_error  # noqa: E402
 
 
 def main(argv=None):
@@ -37,14 +38,17 @@ def main(argv=None):
     args = parser.parse_args(argv)
     stop_on_sigterm()
     try:
-        study = read_study(args.opt, args.train_data)
+        try:
+            study = read_study(args.opt, args.train_data)
+        except UnicodeDecodeError as error:
+            raise ValueError(f'-opt {args.opt}: not a UTF-8 text file ({error.reason} at byte {error.start})') from None
         override_max_parallel(study, args.max_parallel)
         (rebuild_report if args.report_only else run_study)(study)
     except StudyFailed as error:
         print(f'error: {error}', file=sys.stderr)
         return 1
     except (ValueError, FileNotFoundError, RuntimeError, PrepareDataError) as error:
-        print(f'error: {error}', file=sys.stderr)
+        print_error(error)
         return 2
     print((study.out / 'report.md').read_text(encoding='utf-8'))
     return 0

@@ -15,6 +15,7 @@ from basicsr.archs import build_network
 
 from san_plugin.convert.loading import load_into_network, read_network_file
 from san_plugin.utils.network_options import check_network_opt, parse_options_text
+from san_plugin.utils.yaml_errors import describe_yaml_error
 
 BICUBIC = 'bicubic'
 OPTION_SUFFIXES = ('.yml', '.yaml')
@@ -100,8 +101,12 @@ def _top_level_items(text):
 def _options_file_spec(name, path, origin):
     try:
         options = yaml.safe_load(path.read_text(encoding='utf-8'))
-    except (OSError, yaml.YAMLError) as error:
+    except (OSError, UnicodeDecodeError) as error:
         raise ValueError(f'{origin} {name}: cannot read options file {path}: {error}') from error
+    except yaml.YAMLError as error:
+        raise ValueError(
+            f'{origin} {name}: options file {path} is not valid YAML: {describe_yaml_error(error)}'
+        ) from None
     if not isinstance(options, dict) or not isinstance(options.get('network_g'), dict):
         raise ValueError(f'{origin} {name}: options file {path} has no network_g block')
     network_opt = dict(options['network_g'])
