@@ -7,6 +7,9 @@
 ``speed`` times the forward pass, one training step and peak memory of networks at their paper sizes (optionally
 under autocast, channels-last, ``torch.compile``, each against float32); ``quality`` measures PSNR/SSIM, parameters,
 FLOPs and latency of models on data sets and writes JSON/CSV/Markdown results, a plot and crop grids.
+
+Exit status: 0; 1 for a failed speed measurement, or an error (one line naming the file, flag or key, reported
+before any work where the outputs or the device are at fault); 2 for a malformed command line.
 """
 
 import argparse
