@@ -70,8 +70,8 @@ def check_network_opt(network_opt, where, allow_unregistered=False):
       that BasicSR accepts stays accepted. Everywhere else (study, converters, tools) the plugin builds the network
       itself, and nothing can register it later;
     - every other key is an argument of the arch's constructor (any key, if the constructor takes ``**kwargs``);
-    - every constructor argument without a default is given. A caller that sets an argument itself (the study and
-      the benchmark set ``upscale`` per scale) only sets arguments that have defaults in every arch.
+    - every constructor argument without a default is given. The study and the benchmark set ``upscale`` per scale
+      themselves, which needs no exception: every registered arch that takes ``upscale`` has a default for it.
 
     Args:
         network_opt (dict): ``type`` and constructor arguments.
