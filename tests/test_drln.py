@@ -146,7 +146,7 @@ def _replace(key, shape):
             ["'c16.body.0.weight'", '(16, 64, 3, 3)', '(16, 80, 3, 3)'],
         ),
         (_replace('b3.ca.c4.body.0.bias', (4,)), ValueError, ["'b3.ca.c4.body.0.bias'", '(4,)', '(16,)']),
-        (_replace('upsample.up.body.0.weight', (40, 16, 3, 3)), ValueError, ['upsampler', '[40]']),
+        (_replace('upsample.up.body.0.weight', (40, 16, 3, 3)), ValueError, ["'upsample.up.body.0.weight' 40"]),
     ],
 )
 def test_bad_checkpoint_names_the_key(tiny_original, corrupt, error, fragments):
