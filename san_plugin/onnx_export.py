@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from san_plugin.utils.atomic_save import atomic_path
+from san_plugin.utils.output_paths import check_output_file
 
 # The exporter writes opset 18; asking it for 17 makes ONNX's version converter fail on the reductions whose axes are
 # inputs since opset 18, and the exporter then keeps 18 anyway.
@@ -44,9 +45,9 @@ def optional_onnx_modules():
 def export_onnx(net, out_path, opset=MIN_OPSET, sample_size=(32, 32), check_sizes=(), tolerance=1e-4):
     """Export ``net`` to an ONNX file with dynamic batch, height and width, optionally checked with onnxruntime.
 
-    The file is written under a temporary name beside ``out_path`` and moved into place only once complete, valid
-    (``onnx.checker``) and, with ``check_sizes``, within ``tolerance`` of PyTorch: a failed export or check leaves
-    no file behind.
+    The file is written under a temporary name beside ``out_path`` (missing folders are created) and moved into place
+    only once complete, valid (``onnx.checker``) and, with ``check_sizes``, within ``tolerance`` of PyTorch: a failed
+    export or check leaves no file behind.
 
     Args:
         net (nn.Module): Network taking (b, 3, h, w) input in [0, 1].
@@ -63,12 +64,12 @@ def export_onnx(net, out_path, opset=MIN_OPSET, sample_size=(32, 32), check_size
     if opset < MIN_OPSET:
         raise ValueError(f'opset {opset} is not supported: the exporter writes opset {MIN_OPSET} or newer')
     out_path = Path(out_path)
-    if not out_path.parent.is_dir():
-        raise FileNotFoundError(f'output folder {out_path.parent} does not exist')
+    check_output_file(out_path, 'output file')
     sample = torch.rand(2, 3, *sample_size)
     height, width = torch.export.Dim('height', min=MIN_SIDE), torch.export.Dim('width', min=MIN_SIDE)
     dynamic_shapes = ({0: torch.export.Dim('batch'), 2: height, 3: width},)
     net = net.eval().float().cpu()
+    out_path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_path) as tmp_path:
         # The exporter prints its progress; a command-line tool reports the outcome itself.
         with contextlib.redirect_stdout(io.StringIO()), torch.no_grad():

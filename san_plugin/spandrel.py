@@ -31,8 +31,9 @@ except ImportError as error:  # an optional extra
 from spandrel import Architecture, ArchSupport, ImageModelDescriptor, ModelTiling
 
 from san_plugin.convert import original_drln, original_san, ours
-from san_plugin.convert.network_config import arch_class, complete_config
+from san_plugin.convert.network_config import complete_config
 from san_plugin.convert.original import config_from_ours, convert_original_state, original_arch
+from san_plugin.utils.network_options import registered_arch
 
 # Keys every SAN (DRLN) state dict has, in the authors' names, in ours, and in ours for every ablation variant
 # (depth): a cheap first test, before the complete key set is checked.
@@ -62,7 +63,7 @@ def plugin_network(state_dict):
     else:
         arch, shown = config_from_ours(state_dict)
         state, config = state_dict, complete_config(arch, shown, f'{arch} state dict')
-    return arch_class(arch, 'spandrel')(**config), state, config
+    return registered_arch(arch, 'spandrel')(**config), state, config
 
 
 class PluginArch(Architecture):

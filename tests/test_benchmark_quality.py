@@ -17,7 +17,7 @@ from san_plugin.archs.san_arch import SAN
 from san_plugin.benchmark import quality
 from san_plugin.benchmark.datasets import load_dataset, parse_dataset_spec
 from san_plugin.benchmark.models import parse_model_spec
-from san_plugin.benchmark.options import read_options_file
+from san_plugin.benchmark.quality_options import read_options_file
 from san_plugin.benchmark.report import markdown_table
 from san_plugin.data.images import bicubic_resize
 
@@ -155,7 +155,7 @@ def test_scale_placeholder_in_folders(tmp_path):
         (['--model', 'bicubic', '--dataset', 'toy={hr}:/nonexistent/lr'], 'LR folder /nonexistent/lr does not exist'),
         (['--model', 'san=/nonexistent.pth', '--dataset', 'toy={hr}'], '--model san: /nonexistent.pth does not exist'),
         (['--model', 'whatever', '--dataset', 'toy={hr}'], "--model 'whatever': expected bicubic, NAME=WEIGHTS"),
-        (['--model', 'n=type:NoSuchNet', '--dataset', 'toy={hr}'], '--model n: cannot build network'),
+        (['--model', 'n=type:NoSuchNet', '--dataset', 'toy={hr}'], "--model n type: unknown network type 'NoSuchNet'"),
         (['--model', 'bicubic', '--dataset', 'toy'], "--dataset 'toy': expected NAME=HR_DIR"),
         (['--model', 'bicubic', '--dataset', 'toy={hr}', '--crops', 'nope'], "--crops: images ['nope']"),
         (['--model', 'bicubic', '--dataset', 'toy={hr}:{hr}'], 'is 40x32 but'),
@@ -176,7 +176,7 @@ def test_bad_inputs_name_the_flag_or_path(toy, capsys, args, message):
     fill = {'hr': hr, 'lr': lr, 'weights': weights, 'bad_lr': bad_lr, 'corrupt': corrupt}
     args = [a.format(**fill) for a in args]
     scale = [] if '--scale' in args else ['--scale', '2']
-    assert run_cli(*args, *scale, '--out', root / 'never') == 2
+    assert run_cli(*args, *scale, '--out', root / 'never') == 1
     assert message in capsys.readouterr().err
     assert not (root / 'never').exists()
 
@@ -189,7 +189,7 @@ def test_options_file_errors_name_the_key(tmp_path):
     with pytest.raises(ValueError, match='datasets.toy: unknown key .hr_dir.'):
         opt.write_text('datasets: {toy: {hr_dir: x}}\n')
         benchmark.quality_config(read_options_file(opt), benchmark_flags())
-    with pytest.raises(ValueError, match='models: n: a network_g block needs a type key'):
+    with pytest.raises(ValueError, match=r'models: n.type: missing \(the arch name'):
         opt.write_text(yaml.safe_dump({'models': {'n': {'num_feat': 4}}}))
         benchmark.quality_config(read_options_file(opt), benchmark_flags())
 
@@ -200,8 +200,8 @@ def benchmark_flags():
 
 def test_model_spec_forms():
     assert parse_model_spec('bicubic').is_bicubic
-    spec = parse_model_spec('n=type:SAN,num_feat:16,upscale:2')
-    assert spec.network_opt == {'type': 'SAN', 'num_feat': 16, 'upscale': 2}
+    spec = parse_model_spec('n=type:SAN,num_feat:16,upscale:2,rgb_mean:[0.5, 0.5,0.5]')
+    assert spec.network_opt == {'type': 'SAN', 'num_feat': 16, 'upscale': 2, 'rgb_mean': [0.5, 0.5, 0.5]}
     assert spec.supports(2) and not spec.supports(4)
 
 
@@ -222,7 +222,7 @@ def test_test_time_options_reach_test_forward(toy, monkeypatch):
 def test_chop_and_tile_together_is_an_error(toy, capsys):
     root, hr, _, weights = toy
     args = ['--model', f'san={weights}', '--dataset', f'toy={hr}', '--scale', 2, '--chop', '--tile', 8]
-    assert run_cli(*args, '--flops-input', 8, 8, '--out', root / 'o') == 2
+    assert run_cli(*args, '--flops-input', 8, 8, '--out', root / 'o') == 1
     assert 'chop and tile cannot be combined' in capsys.readouterr().err
 
 

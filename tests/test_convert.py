@@ -214,3 +214,14 @@ def test_convert_file_summary(tmp_path):
     assert summary['arch'] == 'SAN' and summary['config']['upscale'] == 3
     assert summary['config']['num_feat'] == 32 and summary['config']['squeeze_factor'] == 8
     assert summary['num_params'] == sum(t.numel() for t in load_weights_file(tmp_path / 'san.pth')['params'].values())
+
+
+def test_missing_output_folders_are_created(tmp_path, convert_tool):
+    """The README's example writes experiments/pretrained_models/SAN_x4.pth in a fresh clone."""
+    source = SAN(**TINY_SAN)
+    save_weights_file(source.state_dict(), tmp_path / 'san.pth')
+    out = tmp_path / 'experiments' / 'pretrained_models' / 'SAN_x2.pth'
+    assert convert_tool.main([str(tmp_path / 'san.pth'), str(out)]) == 0
+    net = SAN(**TINY_SAN)
+    load_into_network(net, out)
+    assert all(torch.equal(net.state_dict()[key], tensor) for key, tensor in source.state_dict().items())

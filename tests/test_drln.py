@@ -129,7 +129,7 @@ def _replace(key, shape):
             ["'c16.body.0.weight'", '(16, 64, 3, 3)', '(16, 80, 3, 3)'],
         ),
         (_replace('b3.ca.c4.body.0.bias', (4,)), ValueError, ["'b3.ca.c4.body.0.bias'", '(4,)', '(16,)']),
-        (_replace('upsample.up.body.0.weight', (40, 16, 3, 3)), ValueError, ['upsampler', '[40]']),
+        (_replace('upsample.up.body.0.weight', (40, 16, 3, 3)), ValueError, ["'upsample.up.body.0.weight' 40"]),
     ],
 )
 def test_bad_checkpoint_names_the_key(tiny_original, corrupt, error, fragments):
@@ -169,7 +169,7 @@ def test_shallower_drln_builds_from_options_and_keeps_the_second_cascade_wiring(
     path.write_text(yaml.dump({'network_g': {'type': 'DRLN', 'upscale': 2, **TINY, 'cascade_sizes': sizes}}))
     with open(path) as f:
         opt = yaml.load(f, Loader=ordered_yaml()[0])
-    check_network_options(opt)
+    check_network_options(opt, str(path))
     net = build_network(opt['network_g'])
     assert block_counts(net) == sizes
     assert [cascade.num_input_blocks for cascade in net.body] == input_blocks
@@ -213,7 +213,7 @@ def test_upsampler_without_relu_keeps_the_keys_and_changes_only_the_upsampler(tm
     path.write_text(yaml.dump({'network_g': {'type': 'DRLN', 'upscale': 4, **SHALLOW, 'upsample_relu': False}}))
     with open(path) as f:
         opt = yaml.load(f, Loader=ordered_yaml()[0])
-    check_network_options(opt)
+    check_network_options(opt, str(path))
     plain, authors = build_network(opt['network_g']), DRLN(upscale=4, **SHALLOW)
     assert [type(m).__name__ for m in plain.upsample] == ['Conv2d', 'Identity', 'PixelShuffle'] * 2
     assert [type(m).__name__ for m in authors.upsample] == ['Conv2d', 'ReLU', 'PixelShuffle'] * 2

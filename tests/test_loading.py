@@ -133,6 +133,27 @@ def test_other_configuration_names_key_and_shapes(tmp_path):
     assert 'scale mismatch' not in message
 
 
+def test_a_tensor_of_another_shape_is_named_and_the_rest_loads_when_not_strict(tmp_path):
+    """A file that is no network as a whole (one tensor edited): building from it names the key; loading into a
+    network does what it did before the file's own check (strict names the key, non-strict loads the rest)."""
+    path = tmp_path / 'edited.pth'
+    source = tiny_san()
+    torch.save({'params': {**source.state_dict(), 'body.0.conv.weight': torch.zeros(16, 16, 1, 1)}}, path)
+    with pytest.raises(ValueError) as error:
+        read_any_checkpoint(path)
+    assert str(error.value) == (
+        f"weights file {path}: its tensors are not those of one SAN: key 'body.0.conv.weight' has shape "
+        '(16, 16, 1, 1), expected (16, 16, 3, 3)'
+    )
+    with pytest.raises(
+        ValueError, match=r"'body.0.conv.weight': expected shape \(16, 16, 3, 3\), found \(16, 16, 1, 1\)"
+    ):
+        load_into_network(tiny_san(), path)
+    net = tiny_san()
+    assert load_into_network(net, path, strict=False) == ['body.0.conv.weight']
+    assert torch.equal(net.conv_first.weight, source.conv_first.weight)
+
+
 def test_other_configuration_loads_what_fits_when_not_strict(tmp_path):
     path = tmp_path / 'deeper.pth'
     source = tiny_san(num_block=2)

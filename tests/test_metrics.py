@@ -232,7 +232,7 @@ def test_quality_benchmark_stops_before_any_model_runs_when_weights_are_missing(
     code = benchmark.main(['quality', '--no-progress', '--model', 'bicubic', '--dataset', f'toy={hr_folder}',
                            '--scale', '2', '--out', str(out), '--metric', 'lpips', '--metric', 'dists'])  # fmt: skip
     err = capsys.readouterr().err
-    assert code == 2 and not out.exists()
+    assert code == 1 and not out.exists()
     cache = tmp_path / 'empty' / 'hub' / 'checkpoints'
     assert err.strip().splitlines() == [
         'error: missing ImageNet weights (downloading failed: URLError: <urlopen error [Errno -3] Temporary failure '
@@ -265,7 +265,7 @@ def test_quality_benchmark_metric_options_are_checked(hr_folder, tmp_path, capsy
     opt = tmp_path / 'bench.yml'
     opt.write_text(yaml.safe_dump({'metrics': metrics}))
     args = ['quality', '-opt', str(opt), '--model', 'bicubic', '--dataset', f'toy={hr_folder}', '--scale', '2']
-    assert benchmark.main([*args, '--out', str(tmp_path / 'out')]) == 2
+    assert benchmark.main([*args, '--out', str(tmp_path / 'out')]) == 1
     assert capsys.readouterr().err.strip() == f'error: {message}'
 
 

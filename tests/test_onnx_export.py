@@ -94,11 +94,13 @@ def test_failed_check_leaves_no_file(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_old_opset_and_missing_folder_are_refused(tmp_path):
+def test_old_opset_and_a_file_in_place_of_the_folder_are_refused(tmp_path):
     with pytest.raises(ValueError, match='opset 17 is not supported'):
         export_onnx(tiny_san(), tmp_path / 'a.onnx', opset=17)
-    with pytest.raises(FileNotFoundError, match='missing_folder'):
-        export_onnx(tiny_san(), tmp_path / 'missing_folder' / 'a.onnx')
+    (tmp_path / 'notes').write_text('a file, not a folder')
+    with pytest.raises(ValueError, match=f'{tmp_path / "notes"} is a file, not a folder'):
+        export_onnx(tiny_san(), tmp_path / 'notes' / 'a.onnx')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['notes']
 
 
 def run_tool(*args):
@@ -114,7 +116,7 @@ def run_tool(*args):
 def test_tool_exports_a_basicsr_checkpoint_and_reports_the_check(tmp_path):
     weights = tmp_path / 'net_g.pth'
     save_weights_file(tiny_san().state_dict(), weights)
-    out = tmp_path / 'san.onnx'
+    out = tmp_path / 'new' / 'folder' / 'san.onnx'  # missing folders are created
     result = run_tool(weights, out, '--check-sizes', '12x12,9x15', '--scale', '2')
     assert result.returncode == 0, result.stderr
     assert f'wrote {out}: x2 SAN, opset 18' in result.stdout

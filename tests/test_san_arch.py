@@ -201,7 +201,7 @@ def test_variant_builds_from_an_options_file(tmp_path, variant):
     path.write_text(yaml.dump(options))
     with open(path) as f:
         opt = yaml.load(f, Loader=ordered_yaml()[0])
-    check_network_options(opt)
+    check_network_options(opt, str(path))
     net = build_network(opt['network_g'])
     assert list(net.state_dict()) == list(build_network(options['network_g']).state_dict())
     assert net(torch.rand(1, 3, 6, 6)).shape == (1, 3, 12, 12)

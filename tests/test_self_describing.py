@@ -59,7 +59,7 @@ def test_record_holds_every_constructor_argument():
     assert list(record['args']) == SAN_ARGUMENTS
     assert record['args']['rgb_mean'] == [0.4488, 0.4371, 0.4040] and record['args']['img_range'] == 1.0
     assert json.loads(json.dumps(record)) == record
-    with pytest.raises(ValueError, match="network_g: SAN has no argument 'num_feats'"):
+    with pytest.raises(ValueError, match="network_g.num_feats: SAN has no option 'num_feats'"):
         network_record({'type': 'SAN', 'num_feats': 8})
 
 
@@ -191,7 +191,8 @@ def record_with(**changes):
          r"do not fit the configuration from network_config \(num_feat=32 where the tensors show 16\)"),
         (record_with(args={**network_record(TINY)['args'], 'upscale': 4}),
          r'upscale=4 where the tensors show 2'),
-        (record_with(args={**network_record(TINY)['args'], 'soca_size': 4}), "SAN has no argument 'soca_size'"),
+        (record_with(args={**network_record(TINY)['args'], 'soca_size': 4}),
+         "network_config.args.soca_size: SAN has no option 'soca_size'"),
         (record_with(type='DRLN'), r'network_config.type is DRLN, but its tensors are a SAN'),
         (record_with(format_version=FORMAT_VERSION + 1), r'network_config.format_version is 2, newer than'),
         (record_with(args=[1, 2]), r'network_config.args is \[1, 2\], not a mapping'),
@@ -210,7 +211,7 @@ def test_network_opt_that_contradicts_the_tensors_is_an_error(tmp_path):
     save_weights_file(hidden_san().state_dict(), path)
     with pytest.raises(ValueError, match=r'--network-opt num_feat=8: the tensors of weights file .* show 16'):
         load_model(path, network_opt={'num_feat': 8})
-    with pytest.raises(ValueError, match="--network-opt: SAN has no argument 'img_rang'"):
+    with pytest.raises(ValueError, match="--network-opt img_rang: SAN has no option 'img_rang'"):
         load_model(path, network_opt={'img_rang': 1.0})
     assert load_tool('inference').main(['-i', 'x', '-o', 'y', '-w', str(path), '--network-opt', 'img_range']) == 1
 

@@ -1,8 +1,9 @@
 """The messages of bad study files, each compared in full with the one the study runner gave before its refactor
-(issue 25: every message keeps naming the file and the key), except three changed on purpose: a study that is not a
-mapping (its message had an empty key, ``study: : ...``) and ``out``, ``data_root`` or ``train.data`` that is not a
-path (a TypeError that named neither the file nor the key). A case is a valid tiny study with edits: (path, value),
-the path () replacing the whole mapping and the value ... removing the key; ``{tmp}`` in a value or a message is the
+(issue 25: every message keeps naming the file and the key), except those changed on purpose: a study that is not a
+mapping (its message had an empty key, ``study: : ...``); ``out``, ``data_root`` or ``train.data`` that is not a
+path (a TypeError that named neither the file nor the key); and three ``networks`` entries that the one network-option
+checker (``san_plugin/utils/network_options.py``) names more precisely (the missing key, the value given). A case
+is a valid tiny study with edits: (path, value), the path () replacing the whole mapping and the value ... removing the key; ``{tmp}`` in a value or a message is the
 test's folder, where ``empty`` is an empty folder and ``set/HR/x2``, ``set/LR/x2`` hold one image each."""
 
 import copy
@@ -168,13 +169,13 @@ CASES = [
         'network_not_mapping',
         [(('networks', 'SAN'), 'SAN')],
         'StudyError',
-        'study: networks.SAN: expected a network_g mapping with a type key',
+        'study: networks.SAN: expected a network_g mapping with a type key, got str',
     ),
     (
         'network_without_type',
         [(('networks', 'SAN', 'type'), ...)],
         'StudyError',
-        'study: networks.SAN: expected a network_g mapping with a type key',
+        'study: networks.SAN.type: missing (the arch name, e.g. SAN)',
     ),
     (
         'network_type_unknown',
@@ -186,7 +187,7 @@ CASES = [
         'network_type_int',
         [(('networks', 'SAN', 'type'), 5)],
         'StudyError',
-        'study: networks.SAN.type: unknown network type 5 (registered: {registered})',
+        'study: networks.SAN.type: expected an arch name, got 5',
     ),
     (
         'network_option_unknown',

@@ -176,7 +176,9 @@ def test_basicsr_training_stops_at_option_parsing(tmp_path):
     proc = run_python(['-m', 'basicsr.train', '-opt', 'train.yml'], cwd=tmp_path, env={'TORCH_HOME': 'torch_home'})
     assert proc.returncode != 0, describe(proc)
     last_line = proc.stderr.strip().splitlines()[-1]
-    assert last_line.startswith('san_plugin.metrics.backbones.MissingWeightsError: missing ImageNet weights'), last_line
+    assert last_line.startswith(
+        'san_plugin.compat.entry_points.OptionsCheckError: train.yml: missing ImageNet weights'
+    ), last_line
     needed = [('train.perceptual_opt', 'vgg19'), ('val.metrics.lpips', 'alexnet'), ('val.metrics.dists', 'vgg16')]
     for key, arch in needed:
         assert f'{key} needs {weights_file_name(arch)}: put it at torch_home/hub/checkpoints/' in last_line

@@ -23,6 +23,7 @@ from san_plugin.study.options import override_max_parallel, read_study  # noqa: 
 from san_plugin.study.processes import stop_on_sigterm  # noqa: E402
 from san_plugin.study.rebuild import rebuild_report  # noqa: E402
 from san_plugin.study.runner import StudyFailed, run_study  # noqa: E402
+from san_plugin.utils.cli import print_error  # noqa: E402
 from san_plugin.utils.console_log import log_to_console  # noqa: E402
 
 
@@ -40,14 +41,17 @@ def main(argv=None):
     stop_on_sigterm()
     log_to_console('san_plugin.study')
     try:
-        study = read_study(args.opt, args.train_data)
+        try:
+            study = read_study(args.opt, args.train_data)
+        except UnicodeDecodeError as error:
+            raise ValueError(f'-opt {args.opt}: not a UTF-8 text file ({error.reason} at byte {error.start})') from None
         override_max_parallel(study, args.max_parallel)
         (rebuild_report if args.report_only else run_study)(study)
     except StudyFailed as error:
         print(f'error: {error}', file=sys.stderr)
         return 1
     except (ValueError, FileNotFoundError, RuntimeError, PrepareDataError) as error:
-        print(f'error: {error}', file=sys.stderr)
+        print_error(error)
         return 2
     print((study.out / 'report.md').read_text(encoding='utf-8'))
     return 0

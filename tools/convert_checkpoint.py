@@ -6,7 +6,9 @@
 
 The architecture and every configuration value (scale included) are read from the input's record or its tensors;
 settings neither gives are warned about (give them with --network-opt key=value). The output records the complete
-configuration, and the options block that builds the network is printed, ready to paste.
+configuration, and the options block that builds the network is printed, ready to paste. Missing folders of the
+output are created; weights of another network than SAN, DRLN or RCAN are refused (exit status 1, nothing
+written).
 """
 
 import argparse
@@ -15,6 +17,7 @@ import sys
 import san_plugin  # noqa: F401  (registers the archs)
 from san_plugin.convert.convert_file import convert_file, network_g_block
 from san_plugin.convert.network_config import add_network_opt_argument, network_opts
+from san_plugin.utils.cli import print_error
 
 
 def main(argv=None):
@@ -34,17 +37,16 @@ def main(argv=None):
             network_opt=network_opts(args.network_opt),
         )
     except (OSError, KeyError, ValueError) as error:
-        print(f'error: {error.args[0] if isinstance(error, KeyError) else error}', file=sys.stderr)
+        print_error(error)
         return 1
     config = summary['config']
-    print(f'architecture: {summary["arch"] or "not recognised"}')
-    if config:
-        print(f'scale: x{config["upscale"]}')
+    print(f'architecture: {summary["arch"]}')
+    print(f'scale: x{config["upscale"]}')
     print(f'parameters: {summary["num_params"]:,}')
     for note in summary['notes']:
         print(f'note: {note}')
     print(f'written: {args.output}' + (" (authors' format)" if args.to_original else ''))
-    if config and not args.to_original:
+    if not args.to_original:
         print('\nnetwork_g block for the options file (load with strict_load_g: true):\n')
         print(network_g_block(summary['arch'], config), end='')
     return 0

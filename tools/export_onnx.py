@@ -4,10 +4,10 @@
     python tools/export_onnx.py net_g_latest.pth san_x2.onnx --check-sizes 64x64,37x51 --opset 18
 
 The graph takes ``lq`` (NCHW RGB float32 in [0, 1], height and width >= 4) and gives ``sr``. Before the file is put
-in place, onnxruntime must reproduce PyTorch within --tolerance at every --check-sizes size (odd sizes included by
-default); otherwise nothing is written and the exit status is 1. The network's configuration comes from the weights'
-record or tensors; a setting neither gives is warned about (give it with --network-opt key=value). Needs the
-optional extra: pip install -e '.[onnx]'.
+in place (missing folders are created), onnxruntime must reproduce PyTorch within --tolerance at every --check-sizes
+size (odd sizes included by default); otherwise nothing is written and the exit status is 1. The network's
+configuration comes from the weights' record or tensors; a setting neither gives is warned about (give it with
+--network-opt key=value). Needs the optional extra: pip install -e '.[onnx]'.
 """
 
 import argparse
@@ -17,6 +17,8 @@ import san_plugin  # noqa: F401  (registers the archs)
 from san_plugin.convert.network_config import add_network_opt_argument, network_opts
 from san_plugin.inference import load_model
 from san_plugin.onnx_export import MIN_OPSET, MIN_SIDE, export_onnx
+from san_plugin.utils.cli import non_negative_float, positive_int, print_error
+from san_plugin.utils.output_paths import check_output_file
 
 
 def parse_sizes(text):
@@ -44,17 +46,20 @@ def main(argv=None):
         default=[(32, 32), (19, 27)],
         help='input sizes onnxruntime is compared at; empty to skip (default: 32x32,19x27)',
     )
-    parser.add_argument('--tolerance', type=float, default=1e-4, help='largest difference allowed (default: 1e-4)')
-    parser.add_argument('--scale', type=int, help='expected scale; an error if the weights are of another')
+    parser.add_argument(
+        '--tolerance', type=non_negative_float, default=1e-4, help='largest difference allowed (default: 1e-4)'
+    )
+    parser.add_argument('--scale', type=positive_int, help='expected scale; an error if the weights are of another')
     add_network_opt_argument(parser)
     args = parser.parse_args(argv)
     try:
+        check_output_file(args.output, 'output', source=args.weights)
         net, scale = load_model(args.weights, scale=args.scale, network_opt=network_opts(args.network_opt))
         differences = export_onnx(
             net, args.output, opset=args.opset, check_sizes=args.check_sizes, tolerance=args.tolerance
         )
     except (ImportError, OSError, ValueError) as error:
-        print(f'error: {error}', file=sys.stderr)
+        print_error(error)
         return 1
     print(f'wrote {args.output}: x{scale} {type(net).__name__}, opset {args.opset}, dynamic batch/height/width')
     for (height, width), difference in differences.items():

@@ -17,6 +17,8 @@ import san_plugin  # noqa: F401  (registers the archs)
 from san_plugin.convert.network_config import add_network_opt_argument, network_opts
 from san_plugin.data.images import display_path
 from san_plugin.inference import run_inference
+from san_plugin.utils.cli import non_negative_int, positive_int
+from san_plugin.utils.device import check_device
 
 
 def main(argv=None):
@@ -24,15 +26,16 @@ def main(argv=None):
     parser.add_argument('-i', '--input', required=True, help='image file or folder of images')
     parser.add_argument('-o', '--output', required=True, help='output folder (created if missing)')
     parser.add_argument('-w', '--weights', required=True, help="authors' .pt, BasicSR .pth or .safetensors file")
-    parser.add_argument('--scale', type=int, help='expected scale; an error if the weights are of another')
-    parser.add_argument('--tile', type=int, help='tile size in input pixels, for images too large for memory')
-    parser.add_argument('--tile-pad', type=int, default=10, help='overlap of the tiles (default: 10)')
+    parser.add_argument('--scale', type=positive_int, help='expected scale; an error if the weights are of another')
+    parser.add_argument('--tile', type=positive_int, help='tile size in input pixels, for images too large for memory')
+    parser.add_argument('--tile-pad', type=non_negative_int, default=10, help='overlap of the tiles (default: 10)')
     parser.add_argument('--device', default='cpu', help='cpu, cuda, cuda:1, ... (default: cpu)')
     parser.add_argument('--half', action='store_true', help='run in float16 (GPU)')
     parser.add_argument('--suffix', help='output name suffix instead of x<scale>')
     add_network_opt_argument(parser)
     args = parser.parse_args(argv)
     try:
+        check_device(args.device)
         written, failed = run_inference(
             args.input,
             args.output,

@@ -14,6 +14,8 @@ import yaml
 from basicsr.archs import build_network
 
 from san_plugin.convert.loading import load_into_network, read_network_file
+from san_plugin.utils.network_options import check_network_opt, parse_options_text
+from san_plugin.utils.yaml_errors import describe_yaml_error
 
 BICUBIC = 'bicubic'
 OPTION_SUFFIXES = ('.yml', '.yaml')
@@ -85,23 +87,30 @@ class ModelSpec:
         return net.eval()
 
 
-def _inline_network_opt(text, origin):
-    opt = {}
-    for item in text.split(','):
-        key, sep, value = item.partition(':')
-        if not sep or not key.strip():
-            raise ValueError(f'{origin}: {item!r} in {text!r} is not key:value')
-        opt[key.strip()] = yaml.safe_load(value)
-    return opt
+def _top_level_items(text):
+    """Split ``text`` at the commas that are not inside brackets or braces: ``a:1,b:[1,2]`` -> ``a:1``, ``b:[1,2]``."""
+    items, depth, start = [], 0, 0
+    for index, char in enumerate(text):
+        depth += (char in '[{') - (char in ']}')
+        if char == ',' and depth == 0:
+            items.append(text[start:index])
+            start = index + 1
+    return items + [text[start:]]
 
 
 def _options_file_spec(name, path, origin):
     try:
         options = yaml.safe_load(path.read_text(encoding='utf-8'))
-    except (OSError, yaml.YAMLError) as error:
+    except (OSError, UnicodeDecodeError) as error:
         raise ValueError(f'{origin} {name}: cannot read options file {path}: {error}') from error
+    except yaml.YAMLError as error:
+        raise ValueError(
+            f'{origin} {name}: options file {path} is not valid YAML: {describe_yaml_error(error)}'
+        ) from None
     if not isinstance(options, dict) or not isinstance(options.get('network_g'), dict):
         raise ValueError(f'{origin} {name}: options file {path} has no network_g block')
+    network_opt = dict(options['network_g'])
+    check_network_opt(network_opt, f'{origin} {name}: {path}: network_g')
     path_opt = options.get('path') or {}
     weights = path_opt.get('pretrain_network_g')
     if weights is not None and not Path(weights).is_file():
@@ -109,7 +118,7 @@ def _options_file_spec(name, path, origin):
     # As BasicSR's SRModel reads them for tools/test.py.
     param_key = path_opt.get('param_key_g', 'params')
     strict = path_opt.get('strict_load_g', True)
-    return ModelSpec(name, dict(options['network_g']), weights, origin, param_key, strict)
+    return ModelSpec(name, network_opt, weights, origin, param_key, strict)
 
 
 def _weights_file_spec(name, path, origin, network_opt=None):
@@ -156,8 +165,7 @@ def model_spec_from_value(name, value, origin, network_opt=None):
     if isinstance(value, dict):
         opt = dict(value)
         weights = opt.pop('weights', None)
-        if 'type' not in opt:
-            raise ValueError(f'{origin} {name}: a network_g block needs a type key')
+        check_network_opt(opt, f'{origin} {name}')
         if weights is not None and not Path(weights).is_file():
             raise FileNotFoundError(f'{origin} {name}: weights file {weights} does not exist')
         return ModelSpec(name, opt, weights, origin)
@@ -166,7 +174,10 @@ def model_spec_from_value(name, value, origin, network_opt=None):
     if value == BICUBIC:
         return ModelSpec(name, origin=origin)
     if value.startswith('type:'):
-        return ModelSpec(name, _inline_network_opt(value, f'{origin} {name}'), origin=origin)
+        where = f'{origin} {name}'
+        network_opt = parse_options_text(_top_level_items(value), where, separator=':')
+        check_network_opt(network_opt, where)
+        return ModelSpec(name, network_opt, origin=origin)
     path = Path(value)
     if not path.is_file():
         raise FileNotFoundError(f'{origin} {name}: {path} does not exist (expected a weights or options file)')

@@ -24,6 +24,7 @@ from basicsr.archs import build_network
 from san_plugin.benchmark.memory import PeakMemory, describe_method
 from san_plugin.benchmark.models import paper_network_opt
 from san_plugin.utils.compile import compile_network
+from san_plugin.utils.device import check_device
 from san_plugin.utils.precision import autocast
 
 logger = logging.getLogger(__name__)
@@ -291,10 +292,9 @@ def run_speed(config):
         dict: ``environment`` (device, threads, versions, memory method), ``config``, ``results`` (rows with model,
         variant, measurement, input, value, error) and the ratios (``model_ratios``, ``variant_ratios``).
     """
+    check_device(config.device)
     if config.threads:
         torch.set_num_threads(config.threads)
-    if torch.device(config.device).type == 'cuda' and not torch.cuda.is_available():
-        raise RuntimeError('--device cuda: CUDA is not available')
     for model in config.models:
         paper_network_opt(model, config.scale)
     variants = variants_from_flags(config.amp, config.channels_last, config.compile)

@@ -10,6 +10,31 @@ from san_plugin.compat.network_options import check_network_options
 from san_plugin.compat.paths import check_path_options, output_root
 from san_plugin.compat.resume import ResumeReport, load_resume_state
 from san_plugin.compat.weights_check import check_weights
+from san_plugin.utils.network_options import NetworkOptionError
+
+
+class OptionsCheckError(ValueError):
+    """A path or ImageNet-weights option that the plugin's start-up checks refuse, before BasicSR writes anything."""
+
+
+# What the start-up checks raise: the network check names the file itself; the others are named here.
+OPTION_CHECK_ERRORS = (NetworkOptionError, OptionsCheckError)
+
+
+def check_options(opt, source):
+    """Run the plugin's start-up checks on options BasicSR parsed from the file ``source``.
+
+    Raises:
+        NetworkOptionError: A ``network_*`` section its arch cannot take.
+        OptionsCheckError: A ``path`` value BasicSR cannot make a folder of, or ImageNet weights that are missing or
+            bad; the message names ``source`` and the key.
+    """
+    check_network_options(opt, source)
+    try:
+        check_path_options(opt)
+        check_weights(opt)
+    except (ValueError, FileNotFoundError) as error:
+        raise OptionsCheckError(f'{source}: {error}') from error
 
 
 def _is_basicsr_train_pipeline(frame):
@@ -47,9 +72,7 @@ def wrap_parse_options(parse_options):
     @functools.wraps(parse_options)
     def parse_options_with_fixes(root_path, is_train=True):
         opt, args = parse_options(output_root(root_path), is_train)
-        check_network_options(opt)
-        check_path_options(opt)
-        check_weights(opt)
+        check_options(opt, args.opt)
         caller = sys._getframe(1)
         if _is_basicsr_train_pipeline(caller):
             report = ResumeReport()

@@ -3,6 +3,7 @@
 import io
 import json
 import pickletools
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import torch
 
 from san_plugin.convert.network_config import RECORD_KEY
 from san_plugin.utils.atomic_save import atomic_path
+from san_plugin.utils.output_paths import check_output_file
 
 SAFETENSORS_SUFFIX = '.safetensors'
 TORCH_SUFFIXES = ('.pth', '.pt')
@@ -85,8 +87,14 @@ def load_weights_and_record(path):
         :mod:`san_plugin.convert.network_config`), or None.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f'weights file {path} is a folder, not a file')
     if not path.is_file():
         raise FileNotFoundError(f'weights file {path} does not exist')
+    try:
+        path.open('rb').close()
+    except OSError as error:
+        raise ValueError(f'weights file {path} cannot be read: {error.strerror}') from error
     if path.stat().st_size == 0:
         raise ValueError(f'weights file {path} is empty')
     if path.suffix == SAFETENSORS_SUFFIX:
@@ -100,7 +108,9 @@ def load_weights_and_record(path):
         except SafetensorError as error:
             raise ValueError(f'weights file {path} is not a readable safetensors file: {error}') from error
     try:
-        loaded = torch.load(path, map_location='cpu', weights_only=True)
+        with warnings.catch_warnings():  # torch's note on pickles it did not write: the refusal below says more
+            warnings.filterwarnings('ignore', message='Detected pickle protocol')
+            loaded = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as error:  # weights_only: nothing in the file ran, whatever the failure
         code = _code_imports(path)
         if code:
@@ -120,11 +130,24 @@ def load_weights_and_record(path):
     return loaded, record
 
 
+def check_weights_output(path, source=None):
+    """Raise a ValueError naming ``path`` unless :func:`save_weights_file` can write it (before any work).
+
+    Args:
+        path (str | Path): Output file: ``.pth``/``.pt`` or ``.safetensors``; missing folders are created.
+        source (str | Path | None): The file the weights are read from, which must not be overwritten.
+    """
+    path = Path(path)
+    check_output_file(path, 'output file', source)
+    if path.suffix not in (SAFETENSORS_SUFFIX, *TORCH_SUFFIXES):
+        raise ValueError(f'output file {path}: unknown suffix {path.suffix!r}; use .pth, .pt or .safetensors')
+
+
 def save_weights_file(state_dict, path, source=None, param_key='params', record=None):
     """Write a state dict as a BasicSR checkpoint (``{'params': state_dict}``) or a ``.safetensors`` file.
 
-    The format follows the suffix of ``path``. The file is written under a temporary name in the same folder and
-    then moved into place, so an interrupted write leaves no partial file.
+    The format follows the suffix of ``path``; missing folders above it are created. The file is written under a
+    temporary name in the same folder and then moved into place, so an interrupted write leaves no partial file.
 
     Args:
         state_dict (dict[str, Tensor]): The weights.
@@ -136,16 +159,12 @@ def save_weights_file(state_dict, path, source=None, param_key='params', record=
             the ``.pth``'s top-level ``network_config`` or the ``.safetensors`` metadata entry. Default: None.
     """
     path = Path(path)
-    if source is not None and path.resolve() == Path(source).resolve():
-        raise ValueError(f'refusing to overwrite the input file {source}; choose another output path')
-    if path.suffix not in (SAFETENSORS_SUFFIX, *TORCH_SUFFIXES):
-        raise ValueError(f'output file {path}: unknown suffix {path.suffix!r}; use .pth, .pt or .safetensors')
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f'output folder {path.parent} does not exist')
+    check_weights_output(path, source)
     if record is not None and param_key is None and path.suffix != SAFETENSORS_SUFFIX:
         raise ValueError(f"output file {path}: a bare state dict (the authors' format) cannot hold a network record")
     # Own, contiguous CPU copies: safetensors refuses shared or strided storage.
     tensors = {key: tensor.detach().cpu().contiguous().clone() for key, tensor in state_dict.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as temp_name:
         if path.suffix == SAFETENSORS_SUFFIX:
             from safetensors.torch import save_file

@@ -49,19 +49,23 @@ def upscale_from_upsampler(conv_weights, num_feat, what):
     """Scale factor of an EDSR-style upsampler from its convs' output channels (4C per x2 stage, or 9C for x3).
 
     Args:
-        conv_weights (list[Tensor]): Upsampler conv weights, in order.
+        conv_weights (dict[str, Tensor]): Upsampler conv weights by key, in order.
         num_feat (int): Channel number of the features.
         what (str): What is being converted, for messages.
 
     Returns:
         int: The scale.
     """
-    out_channels = [weight.shape[0] for weight in conv_weights]
+    out_channels = [weight.shape[0] for weight in conv_weights.values()]
     if out_channels == [9 * num_feat]:
         return 3
     if out_channels and all(c == 4 * num_feat for c in out_channels):
         return 2 ** len(out_channels)
-    raise ValueError(f'{what}: upsampler convs with {out_channels} output channels match no scale of 2, 3, 4 or 8')
+    found = ', '.join(f'{key!r} {weight.shape[0]}' for key, weight in conv_weights.items()) or 'none'
+    raise ValueError(
+        f'{what}: the output channels of the upsampler convs ({found}) match no scale of 2, 3, 4 or 8 with '
+        f'{num_feat} features (4 x {num_feat} per x2 stage, or 9 x {num_feat} for x3)'
+    )
 
 
 def expected_state(network_class, config):

@@ -2,7 +2,7 @@
 
 import yaml
 
-from san_plugin.convert.checkpoint_io import save_weights_file
+from san_plugin.convert.checkpoint_io import check_weights_output, save_weights_file
 from san_plugin.convert.loading import read_network_file
 from san_plugin.convert.network_config import network_record
 from san_plugin.convert.original import FORMATS, convert_original_state, state_to_original
@@ -30,12 +30,16 @@ def convert_file(src, dst, to_original=False, param_key='params', network_opt=No
             (``--network-opt``). Default: None.
 
     Returns:
-        dict: ``arch``, ``config`` (None if the architecture is not recognised), ``num_params``, ``notes``.
+        dict: ``arch``, ``config``, ``num_params``, ``notes``.
     """
+    check_weights_output(dst, source=src)
     arch, state, config, notes, _, _ = read_network_file(src, param_key, network_opt)
+    if arch is None:
+        raise ValueError(
+            f'weights file {src}: the network is not recognised (the converter reads SAN, DRLN and RCAN weights); '
+            'nothing written'
+        )
     if to_original:
-        if arch is None:
-            raise ValueError(f"weights file {src}: not a SAN, DRLN or RCAN network, so it has no authors' format")
         original = state_to_original(arch, state, config)
         implied = convert_original_state(original)[2]  # what the authors' format stands for
         lost = {
@@ -48,8 +52,5 @@ def convert_file(src, dst, to_original=False, param_key='params', network_opt=No
             )
         save_weights_file(original, dst, source=src, param_key=None)
     else:
-        if arch is None:
-            notes.append('architecture not recognised (not SAN, DRLN or RCAN): tensors written unchanged')
-        record = None if arch is None else network_record({'type': arch, **config})
-        save_weights_file(state, dst, source=src, record=record)
+        save_weights_file(state, dst, source=src, record=network_record({'type': arch, **config}))
     return {'arch': arch, 'config': config, 'num_params': sum(t.numel() for t in state.values()), 'notes': notes}

@@ -17,13 +17,13 @@ from san_plugin.convert.network_config import (
     OVERRIDE_HINT,
     RECORD_KEY,
     AssumedSettingWarning,
-    arch_class,
     complete_config,
     network_record,
     parse_record,
 )
 from san_plugin.convert.original import FORMATS, config_from_ours, convert_original_state, near_miss, original_arch
 from san_plugin.convert.original_rcan import mean_shift_distance
+from san_plugin.utils.network_options import registered_arch
 
 PARAM_KEYS = ('params', 'params_ema')
 # Keys of our networks (and BasicSR's) that depend on the scale.
@@ -78,7 +78,7 @@ class NetworkFile(NamedTuple):
     assumed: dict
 
 
-def read_network_file(path, param_key='params', network_opt=None, override_hint=OVERRIDE_HINT):
+def read_network_file(path, param_key='params', network_opt=None, override_hint=OVERRIDE_HINT, check_shapes=True):
     """Read a weight file of any supported format with the complete configuration of its network.
 
     The configuration comes from the file's record when it has one (checked against the tensors), else from the
@@ -95,6 +95,9 @@ def read_network_file(path, param_key='params', network_opt=None, override_hint=
         network_opt (dict | None): Constructor arguments given by the user (``--network-opt``). Default: None.
         override_hint (str | None): How the user gives other values, for the warning; None warns nothing.
             Default: :data:`~san_plugin.convert.network_config.OVERRIDE_HINT`.
+        check_shapes (bool): Require the tensors to be exactly those of one network of the configuration they show
+            (a ValueError naming the file and the key otherwise), as a network built from the file needs.
+            :func:`load_into_network` compares them with its own network instead. Default: True.
 
     Returns:
         NetworkFile: The file's network.
@@ -110,7 +113,10 @@ def read_network_file(path, param_key='params', network_opt=None, override_hint=
         shown = FORMATS[arch].config_from_original(authors_state)
         carried = config.keys()  # fixed by the authors' code
     else:
-        arch, shown = config_from_ours(state)
+        try:
+            arch, shown = config_from_ours(state, check_shapes)
+        except ValueError as error:
+            raise ValueError(f'weights file {path}: {error}') from error
         if arch is None and record is None:
             if near_miss(state):
                 raise ValueError(f'weights file {path}: {near_miss(state)}')
@@ -129,7 +135,7 @@ def read_network_file(path, param_key='params', network_opt=None, override_hint=
         config = complete_config(arch, record['args'], f'weights file {path}: {RECORD_KEY}.args')
         notes.append(f'network configuration read from the file ({RECORD_KEY})')
     given = {**(record or {}).get('args', {}), **(network_opt or {})}
-    unused = getattr(arch_class(arch, f'weights file {path}'), 'unused_arguments', lambda config: ())(config)
+    unused = getattr(registered_arch(arch, f'weights file {path}'), 'unused_arguments', lambda config: ())(config)
     assumed = {
         key: value
         for key, value in config.items()
@@ -179,7 +185,7 @@ def _convert_original(path, state, notes):
 def _check_config_fits(path, arch, config, state, shown, source):
     """Raise a ValueError naming the file and the key if a network built with ``config`` does not fit ``state``."""
     try:
-        expected = expected_state(arch_class(arch, f'weights file {path}'), config)
+        expected = expected_state(registered_arch(arch, f'weights file {path}'), config)
     except (RuntimeError, NotImplementedError):  # an arch that cannot be built on the meta device: checked on load
         return
     try:
@@ -240,7 +246,7 @@ def load_into_network(
         list[str]: Keys of ``net`` left at their initial values.
     """
     logger = logger or get_root_logger()
-    weights = read_network_file(path, param_key, override_hint=None)
+    weights = read_network_file(path, param_key, override_hint=None, check_shapes=False)
     arch, state, config = weights.arch, weights.state, weights.config
     net_arch = type(net).__name__
     if arch is not None and arch != net_arch:

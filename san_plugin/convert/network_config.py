@@ -16,10 +16,8 @@ The authors' formats stay bare state dicts, as their code loads them.
 import inspect
 import json
 
-import yaml
-from basicsr.utils.registry import ARCH_REGISTRY
-
-from san_plugin.utils.arch_arguments import constructor_arguments as arch_arguments
+from san_plugin.utils.arch_arguments import constructor_arguments
+from san_plugin.utils.network_options import check_network_opt, parse_options_text, registered_arch
 
 RECORD_KEY = 'network_config'
 FORMAT_VERSION = 1
@@ -29,24 +27,6 @@ OVERRIDE_HINT = '--network-opt key=value, or a network_g block in an options fil
 
 class AssumedSettingWarning(UserWarning):
     """A network setting that a weight file neither records nor reveals in its tensors was given its default."""
-
-
-def arch_class(arch_type, where):
-    """The registered arch class named ``arch_type``; a ValueError naming ``where`` if there is none."""
-    try:
-        return ARCH_REGISTRY.get(arch_type)
-    except KeyError:
-        raise ValueError(f'{where}: type {arch_type!r} is not a registered arch') from None
-
-
-def constructor_arguments(arch_type, where):
-    """The constructor arguments of a registered arch (:func:`san_plugin.utils.arch_arguments.constructor_arguments`).
-
-    Returns:
-        tuple[dict, bool]: Name -> default (``inspect.Parameter.empty`` when required) of every named argument, and
-        whether the constructor also takes ``**kwargs``.
-    """
-    return arch_arguments(arch_class(arch_type, where))
 
 
 def plain_value(value, where):
@@ -65,19 +45,14 @@ def complete_config(arch_type, config, where):
 
     Args:
         arch_type (str): Registered arch name.
-        config (dict): Known arguments (without ``type``).
+        config (dict): Known arguments (without ``type``), checked by
+            :func:`san_plugin.utils.network_options.check_network_opt`.
         where (str): What the configuration comes from, for messages.
 
     Returns:
         dict: The complete arguments, as plain (JSON-serialisable) values.
     """
-    arguments, takes_any = constructor_arguments(arch_type, where)
-    unknown = [] if takes_any else [name for name in config if name not in arguments]
-    if unknown:
-        raise ValueError(f'{where}: {arch_type} has no argument {unknown[0]!r}; it takes {list(arguments)}')
-    missing = [name for name, default in arguments.items() if default is inspect.Parameter.empty and name not in config]
-    if missing:
-        raise ValueError(f'{where}: {arch_type} needs the argument(s) {missing}')
+    arguments, _ = constructor_arguments(check_network_opt({'type': arch_type, **config}, where))
     complete = {name: default for name, default in arguments.items() if default is not inspect.Parameter.empty}
     complete.update(config)
     return {name: plain_value(value, f'{where}: {name}') for name, value in complete.items()}
@@ -97,8 +72,6 @@ def network_record(network_opt, where='network_g'):
 
     config = dict(network_opt)
     arch_type = config.pop('type', None)
-    if not isinstance(arch_type, str):
-        raise ValueError(f'{where}: the option "type" (the arch name) is missing')
     return {
         'format_version': FORMAT_VERSION,
         'type': arch_type,
@@ -128,8 +101,7 @@ def parse_record(value, path):
         raise ValueError(
             f'{where}.format_version is {version}, newer than the {FORMAT_VERSION} this san_plugin reads; update it'
         )
-    if not isinstance(value.get('type'), str):
-        raise ValueError(f'{where}.type is {value.get("type")!r}, not an arch name')
+    registered_arch(value.get('type'), where)
     if not isinstance(value.get('args'), dict):
         raise ValueError(f'{where}.args is {value.get("args")!r}, not a mapping of constructor arguments')
     return value
@@ -147,27 +119,7 @@ def add_network_opt_argument(parser):
     )
 
 
-def parse_network_opt(text):
-    """Parse one ``key=value`` of ``--network-opt`` (the value read as YAML: ``1``, ``1.``, ``[0.5, 0.5, 0.5]``).
-
-    Returns:
-        tuple[str, object]: Key and value.
-    """
-    key, sep, value = text.partition('=')
-    if not sep or not key.strip():
-        raise ValueError(f'--network-opt {text!r}: expected key=value, e.g. img_range=1.')
-    try:
-        return key.strip(), yaml.safe_load(value)
-    except yaml.YAMLError as error:
-        raise ValueError(f'--network-opt {text!r}: the value is not valid YAML: {error}') from error
-
-
 def network_opts(items):
-    """``--network-opt`` items (``key=value`` strings) as a dict; a repeated key is an error."""
-    opts = {}
-    for text in items or ():
-        key, value = parse_network_opt(text)
-        if key in opts:
-            raise ValueError(f'--network-opt {key} is given twice')
-        opts[key] = value
-    return opts
+    """``--network-opt`` items (``key=value`` strings) as a dict (see
+    :func:`san_plugin.utils.network_options.parse_options_text`)."""
+    return parse_options_text(items or (), '--network-opt')

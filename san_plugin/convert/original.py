@@ -6,9 +6,10 @@ from basicsr.archs import build_network
 
 from san_plugin.convert import original_drln, original_rcan, original_san
 from san_plugin.convert.checkpoint_io import load_weights_file
-from san_plugin.convert.common import strip_module_prefix
+from san_plugin.convert.common import check_against_network, expected_state, strip_module_prefix
 from san_plugin.convert.network_config import complete_config
-from san_plugin.convert.ours import config_from_our_keys
+from san_plugin.convert.ours import config_from_our_keys, upscale_of_our_keys
+from san_plugin.utils.network_options import registered_arch
 
 
 def _drln_from_original(state_dict):
@@ -115,19 +116,23 @@ def _not_original_message(state_dict):
     )
 
 
-def config_from_ours(state_dict):
+def config_from_ours(state_dict, check_shapes=False):
     """Recognise a state dict in our (BasicSR) key names as SAN, DRLN or RCAN and infer its configuration.
 
     SAN (any ablation variant) and DRLN (any depth) are recognised from our key names when a network of the inferred
     configuration has exactly these keys and shapes (:mod:`san_plugin.convert.ours`); otherwise, and for RCAN,
-    through the authors' format, whose checks leave the finer mismatches to the load that follows.
+    through the authors' format, whose checks leave the finer mismatches to the load that follows, or to
+    ``check_shapes``.
 
     Args:
         state_dict (dict[str, Tensor]): Weights with our key names.
+        check_shapes (bool): Also require a network of the configuration to have exactly these shapes (a ValueError
+            naming the key otherwise). Default: False.
 
     Returns:
         tuple[str | None, dict | None]: Arch type and the constructor arguments that the tensors show, or
-        ``(None, None)`` if the keys are of none of the three.
+        ``(None, None)`` if the keys are of none of the three. A ValueError naming the keys of an upsampler that
+        fits no scale.
     """
     arch, config = config_from_our_keys(state_dict)
     if arch is not None:
@@ -138,8 +143,28 @@ def config_from_ours(state_dict):
         except KeyError:
             continue
         if fmt.is_original(renamed):
-            return arch, fmt.config_from_original(renamed)
+            # The scale read in our key names first, so that an upsampler that fits no scale is named as it is here.
+            upscale_of_our_keys(state_dict, state_dict['conv_first.weight'].shape[0])
+            config = fmt.config_from_original(renamed)
+            if check_shapes:
+                _check_shapes(arch, config, state_dict)
+            return arch, config
     return None, None
+
+
+def _check_shapes(arch, config, state_dict):
+    """Raise a ValueError naming the key unless a network of ``config`` has exactly the shapes of ``state_dict``."""
+    what = f'its tensors are not those of one {arch}'
+    try:
+        expected = expected_state(registered_arch(arch, arch), config)
+    except (RuntimeError, NotImplementedError):  # an arch that cannot be built on the meta device: checked on load
+        return
+    except (ValueError, TypeError, ZeroDivisionError) as error:  # shapes that give an impossible configuration
+        raise ValueError(f'{what}: {error}') from error
+    try:
+        check_against_network(state_dict, expected, str, what)
+    except KeyError as error:
+        raise ValueError(error.args[0]) from None
 
 
 def state_to_original(arch, state_dict, config):

@@ -88,7 +88,7 @@ def drln_config_from_original(state_dict):
         dict: ``num_in_ch``, ``num_out_ch``, ``num_feat``, ``squeeze_factor``, ``upscale``.
     """
     num_feat, num_in_ch = require_key(state_dict, 'head.weight', WHAT).shape[:2]
-    upsampler = [tensor for key, tensor in state_dict.items() if UPSAMPLER_WEIGHT.match(key)]
+    upsampler = {key: tensor for key, tensor in state_dict.items() if UPSAMPLER_WEIGHT.match(key)}
     return {
         'num_in_ch': int(num_in_ch),
         'num_out_ch': int(require_key(state_dict, 'tail.weight', WHAT).shape[0]),

@@ -80,7 +80,7 @@ def rcan_config_from_original(state_dict):
         'squeeze_factor': int(
             num_feat // require_key(state_dict, 'body.0.body.0.body.3.conv_du.0.weight', WHAT).shape[0]
         ),
-        'upscale': upscale_from_upsampler([state_dict[key] for key in upsampler_keys], num_feat, WHAT),
+        'upscale': upscale_from_upsampler({key: state_dict[key] for key in upsampler_keys}, num_feat, WHAT),
     }
 
 

@@ -60,7 +60,9 @@ def san_config_from_original(state_dict):
     """
     head = require_key(state_dict, 'head.0.weight', WHAT)
     num_feat, num_in_ch = head.shape[:2]
-    upsampler = [state_dict[k] for k in sorted(state_dict, key=_tail_order) if re.match(r'^tail\.0\.\d+\.weight$', k)]
+    upsampler = {
+        k: state_dict[k] for k in sorted(state_dict, key=_tail_order) if re.match(r'^tail\.0\.\d+\.weight$', k)
+    }
     return {
         'num_in_ch': int(num_in_ch),
         'num_out_ch': int(require_key(state_dict, 'tail.1.weight', WHAT).shape[0]),

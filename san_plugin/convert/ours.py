@@ -28,10 +28,11 @@ DRLN_KEYS = ('sub_mean.weight', 'conv_first.weight', 'body.0.blocks.0.res_units.
              'body.0.fusions.0.weight', 'conv_last.weight', 'add_mean.weight')  # fmt: skip
 
 
-def _upscale(state_dict, num_feat):
+def upscale_of_our_keys(state_dict, num_feat):
+    """The scale of the upsampler ``upsample.<i>.weight`` (our key names, all three archs) for ``num_feat``."""
     index = re.compile(r'^upsample\.(\d+)\.weight$')
-    convs = sorted((int(m.group(1)), state_dict[m.string]) for m in map(index.match, state_dict) if m)
-    return upscale_from_upsampler([weight for _, weight in convs], num_feat, WHAT)
+    convs = sorted((int(m.group(1)), m.string) for m in map(index.match, state_dict) if m)
+    return upscale_from_upsampler({key: state_dict[key] for _, key in convs}, num_feat, WHAT)
 
 
 def _san_config(state_dict):
@@ -51,7 +52,7 @@ def _san_config(state_dict):
         'num_feat': int(num_feat),
         'num_group': count_indices(state_dict, r'^body\.(\d+)\.'),
         'num_block': count_indices(state_dict, r'^body\.0\.blocks\.(\d+)\.'),
-        'upscale': _upscale(state_dict, num_feat),
+        'upscale': upscale_of_our_keys(state_dict, num_feat),
         'channel_attention': attention,
         'use_nonlocal': 'non_local.theta.weight' in state_dict,
         'share_source_skip': 'gamma' in state_dict,
@@ -72,7 +73,7 @@ def _drln_config(state_dict):
         'num_out_ch': int(state_dict['conv_last.weight'].shape[0]),
         'num_feat': int(num_feat),
         'squeeze_factor': int(num_feat // state_dict['body.0.blocks.0.attention.branches.0.weight'].shape[0]),
-        'upscale': _upscale(state_dict, num_feat),
+        'upscale': upscale_of_our_keys(state_dict, num_feat),
         'cascade_sizes': [count_indices(state_dict, rf'^body\.{c}\.blocks\.(\d+)\.') for c in range(num_cascades)],
     }
 

@@ -70,10 +70,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from basicsr.utils.registry import ARCH_REGISTRY
 
 from san_plugin.data.prepare import SUPPORTED_SCALES, PrepareDataError, list_input_images
-from san_plugin.utils.arch_arguments import constructor_arguments
+from san_plugin.utils.network_options import NetworkOptionError, check_network_opt
 
 
 class StudyError(ValueError):
@@ -256,7 +255,8 @@ class Study:
 
 
 def check_network(name, opt, source):
-    """Check that ``networks.<name>`` names a registered network and only its constructor's arguments.
+    """Check that ``networks.<name>`` builds a registered arch (see
+    :func:`san_plugin.utils.network_options.check_network_opt`) and leaves ``upscale`` to the study.
 
     Args:
         name (str): Network name in the study.
@@ -264,18 +264,10 @@ def check_network(name, opt, source):
         source (str): The study file, for messages.
     """
     key = f'networks.{name}'
-    if not isinstance(opt, dict) or 'type' not in opt:
-        _fail(source, key, 'expected a network_g mapping with a type key')
-    if opt['type'] not in ARCH_REGISTRY:
-        _fail(
-            source, f'{key}.type', f'unknown network type {opt["type"]!r} (registered: {sorted(ARCH_REGISTRY.keys())})'
-        )
-    parameters, takes_any = constructor_arguments(ARCH_REGISTRY.get(opt['type']))
-    for option in opt:
-        if option != 'type' and option not in parameters and not takes_any:
-            _fail(
-                source, f'{key}.{option}', f'{opt["type"]} has no option {option!r} (options: {", ".join(parameters)})'
-            )
+    try:
+        check_network_opt(opt, f'{source}: {key}')
+    except NetworkOptionError as error:
+        raise StudyError(str(error)) from None
     if 'upscale' in opt:
         _fail(source, f'{key}.upscale', 'set by the study for each of its scales; remove it')
 

@@ -33,7 +33,10 @@ from san_plugin.benchmark.metrics import parse_metric_specs
 from san_plugin.benchmark.models import model_spec_from_value, parse_model_spec
 from san_plugin.benchmark.quality import QualityConfig, TestTime, parse_crop_spec
 from san_plugin.convert.network_config import network_opts
+from san_plugin.utils.device import check_device
+from san_plugin.utils.output_paths import check_output_folder
 from san_plugin.utils.precision import AMP_DTYPES
+from san_plugin.utils.yaml_errors import describe_yaml_error
 
 LIST_KEYS = ('models', 'datasets', 'scales', 'crops', 'metrics')
 SCALAR_KEYS = ('out', 'device', 'threads', 'flops_input', 'warmup', 'chop', 'tile', 'tile_pad', 'self_ensemble', 'amp')
@@ -45,8 +48,12 @@ def read_options_file(path):
     path = Path(path)
     try:
         options = yaml.safe_load(path.read_text(encoding='utf-8')) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise ValueError(f'-opt: cannot read {path}: {error}') from error
+    except OSError as error:
+        raise ValueError(f'-opt {path}: cannot read it: {error.strerror}') from error
+    except UnicodeDecodeError:
+        raise ValueError(f'-opt {path}: not a text file (UTF-8)') from None
+    except yaml.YAMLError as error:
+        raise ValueError(f'-opt {path}: not valid YAML: {describe_yaml_error(error)}') from None
     if not isinstance(options, dict):
         raise ValueError(f'-opt {path}: expected a mapping of options, got {type(options).__name__}')
     unknown = sorted(set(options) - set(LIST_KEYS) - set(SCALAR_KEYS))
@@ -82,10 +89,14 @@ def _datasets(value, where):
     raise ValueError(f'{where}: expected a list or a mapping')
 
 
-def _positive_int(value, where):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f'{where}: expected a positive integer, got {value!r}')
+def _int_at_least(value, least, where):
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ValueError(f'{where}: expected an integer >= {least}, got {value!r}')
     return value
+
+
+def _positive_int(value, where):
+    return _int_at_least(value, 1, where)
 
 
 def _amp(value):
@@ -106,6 +117,16 @@ def quality_config(options, flags):
     Returns:
         QualityConfig: The configuration.
     """
+    merged = {key: options.get(key) for key in SCALAR_KEYS}
+    merged.update({key: getattr(flags, key) for key in SCALAR_KEYS if getattr(flags, key, None) is not None})
+    origin = {key: f'--{key.replace("_", "-")}' if getattr(flags, key, None) is not None else key for key in merged}
+    # What can be checked without reading any file, first: the output folder and the device above all.
+    if merged['out'] is not None:
+        check_output_folder(merged['out'], origin['out'])
+    device = str(check_device(merged['device'] or 'cpu', origin['device']))
+    for key, least in (('threads', 1), ('warmup', 0), ('tile', 1), ('tile_pad', 0)):
+        if merged[key] is not None:
+            _int_at_least(merged[key], least, origin[key])
     network_opt = network_opts(getattr(flags, 'network_opt', None))
     models = _models(options.get('models', []), 'models', network_opt)
     models += [parse_model_spec(text, network_opt=network_opt) for text in flags.model or []]
@@ -114,8 +135,6 @@ def quality_config(options, flags):
     scales = [_positive_int(s, 'scales') for s in options.get('scales', [])] + list(flags.scale or [])
     crops = [parse_crop_spec(str(c), 'crops') for c in options.get('crops', [])]
     crops += [parse_crop_spec(text) for text in flags.crops or []]
-    merged = {key: options.get(key) for key in SCALAR_KEYS}
-    merged.update({key: getattr(flags, key) for key in SCALAR_KEYS if getattr(flags, key, None) is not None})
     for key, what in (('models', models), ('datasets', datasets), ('scales', scales), ('out', merged['out'])):
         if not what:
             raise ValueError(f'no {key}: give --{key.rstrip("s")} or {key}: in the -opt file')
@@ -139,7 +158,7 @@ def quality_config(options, flags):
         datasets=datasets,
         scales=list(dict.fromkeys(scales)),
         out=str(merged['out']),
-        device=merged['device'] or 'cpu',
+        device=device,
         threads=merged['threads'],
         flops_input=flops_input,
         warmup=1 if merged['warmup'] is None else merged['warmup'],
