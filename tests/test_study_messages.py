@@ -3,8 +3,9 @@
 mapping (its message had an empty key, ``study: : ...``); ``out``, ``data_root`` or ``train.data`` that is not a
 path (a TypeError that named neither the file nor the key); and three ``networks`` entries that the one network-option
 checker (``san_plugin/utils/network_options.py``) names more precisely (the missing key, the value given). A case
-is a valid tiny study with edits: (path, value), the path () replacing the whole mapping and the value ... removing the key; ``{tmp}`` in a value or a message is the
-test's folder, where ``empty`` is an empty folder and ``set/HR/x2``, ``set/LR/x2`` hold one image each."""
+is a valid tiny study with edits: (path, value), the path () replacing the whole mapping and the value ... removing
+the key; ``{tmp}`` in a value or a message is the test's folder, where ``empty`` is an empty folder and
+``set/HR/x2``, ``set/LR/x2`` hold one image each."""
 
 import copy
 
