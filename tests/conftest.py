@@ -100,6 +100,35 @@ def tiny_memory_records(tmp_path_factory):
     return copy_into
 
 
+@pytest.fixture(scope='session')
+def vgg19_weights(tmp_path_factory):
+    """Locally made VGG19 weights: a randomly initialised ``torchvision.models.vgg19()`` state dict (about 548 MB),
+    made once per run and shared by the xdist workers, for BasicSR's perceptual loss and the perceptual metrics.
+
+    The file is ``<root>/hub/checkpoints/vgg19-dcbb9e9d.pth``, where torchvision looks when ``TORCH_HOME`` is
+    ``<root>`` (``helpers.gan.torch_home``); a run may also link it as its working directory's
+    ``experiments/pretrained_models/vgg19-dcbb9e9d.pth``, where BasicSR looks first. Point at it or link it, never
+    copy it.
+
+    Returns:
+        Path: The weights file.
+    """
+    import torchvision
+
+    from san_plugin.utils.atomic_save import atomic_torch_save
+
+    root = run_folder(tmp_path_factory) / 'vgg19'
+    path = root / 'hub' / 'checkpoints' / 'vgg19-dcbb9e9d.pth'
+    with FileLock(f'{root}.lock'):
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with torch.random.fork_rng():
+                torch.manual_seed(0)
+                state = torchvision.models.vgg19().state_dict()
+            atomic_torch_save(state, path)
+    return path
+
+
 @pytest.fixture(autouse=True)
 def _deterministic_cpu():
     torch.manual_seed(0)
