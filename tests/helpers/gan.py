@@ -43,8 +43,8 @@ def cut_down(opt, name, network_g, gt_dir, lq_dir, total_iter):
     Changed: name, CPU, the generator, a tiny discriminator of the shipped kind, tiny data (batch 1, no workers;
     ``RealESRGANDataset`` reads the GT folder through ``<gt_dir>/../meta_info.txt``, which this writes; its models
     crop 64-pixel patches and keep a pool of 2), ``total_iter``, the perceptual layers
-    (:data:`CHEAP_PERCEPTUAL_LAYERS`), the metrics (:data:`TINY_METRICS`), validation and checkpoints every 2
-    iterations without images, log every iteration, no TensorBoard.
+    (:data:`CHEAP_PERCEPTUAL_LAYERS`), the metrics (:data:`TINY_METRICS`), only the final validation, without
+    images, checkpoints every 2 iterations, log every iteration, no TensorBoard.
 
     Args:
         opt (dict): Shipped options.
@@ -75,6 +75,7 @@ def cut_down(opt, name, network_g, gt_dir, lq_dir, total_iter):
     if opt['train'].get('perceptual_opt'):
         opt['train']['perceptual_opt']['layer_weights'] = dict(CHEAP_PERCEPTUAL_LAYERS)
     metrics = opt['val']['metrics']
-    opt['val'].update(val_freq=2, save_img=False, metrics={key: metrics[key] for key in TINY_METRICS})
+    # Only BasicSR's final validation, after the last iteration.
+    opt['val'].update(val_freq=total_iter + 1, save_img=False, metrics={key: metrics[key] for key in TINY_METRICS})
     opt['logger'].update(print_freq=1, save_checkpoint_freq=2, use_tb_logger=False, wandb=None)
     return opt
