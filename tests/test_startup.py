@@ -18,6 +18,7 @@ with warnings.catch_warnings(record=True) as caught:
     import basicsr
 from basicsr.archs import build_network
 from basicsr.models.base_model import BaseModel
+from basicsr.models.realesrnet_model import RealESRNetModel
 from basicsr.utils import options
 from basicsr.utils.registry import ARCH_REGISTRY, MODEL_REGISTRY
 net = build_network({'type': 'MSRResNet', 'num_feat': 4, 'num_block': 1, 'upscale': 2})
@@ -25,7 +26,8 @@ print(json.dumps({
     'plugin_loaded': 'san_plugin' in sys.modules,
     'SAN': 'SAN' in ARCH_REGISTRY, 'SANModel': 'SANModel' in MODEL_REGISTRY,
     'Broken': 'BrokenPluginNet' in ARCH_REGISTRY,
-    'fixes': hasattr(options.parse_options, 'san_plugin_fix') or hasattr(BaseModel.model_to_device, 'san_plugin_fix'),
+    'fixes': any(hasattr(fixed, 'san_plugin_fix') for fixed in (options.parse_options, BaseModel.model_to_device,
+                                                                 RealESRNetModel.__init__)),
     'alias': 'torchvision.transforms.functional_tensor' in sys.modules,
     'heavy': sorted(m for m in ('mmengine', 'san_plugin.convert', 'san_plugin.benchmark') if m in sys.modules),
     'warnings': [f'{w.category.__name__}: {w.message}' for w in caught if 'san_plugin' in str(w.message)],
