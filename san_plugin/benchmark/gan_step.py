@@ -37,7 +37,7 @@ def vgg19_weights_file():
     """
     for path in (Path(vgg_arch.VGG_PRETRAIN_PATH), Path(torch.hub.get_dir()) / 'checkpoints' / VGG19_FILE):
         if path.is_file():
-            return path.resolve()
+            return path.absolute()
     return None
 
 
