@@ -184,3 +184,12 @@ def test_gan_run_survives_kill_and_resumes_as_cpu_ddp(tmp_path, vgg19_weights):
         assert any(not torch.equal(final[0][key], value) for key, value in params.items())
     assert load_training_state(str(states / f'{last + 1}.state'))['iter'] == last + 1
     assert {'net_g_latest.pth', 'net_d_latest.pth'} <= {p.name for p in models.iterdir()}
+
+
+def test_discriminator_input_size_must_be_the_gt_patch_size(tmp_path):
+    authors, network_g = authors_san(tmp_path)
+    opt = in_process_options(tmp_path, authors, network_g)
+    opt['datasets']['train']['gt_size'] = 192
+    message = 'network_d.input_size is 128 but datasets.train.gt_size is 192: VGGStyleDiscriminator sees the GT patches'
+    with pytest.raises(ValueError, match=message):
+        build_model(opt)
