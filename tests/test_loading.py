@@ -103,6 +103,7 @@ def test_x2_weights_into_x4_network(tmp_path, caplog, logger):
     assert str(path) in message and 'scale mismatch' in message
     assert 'the file is a x2 SAN and the network a x4 SAN' in message
     assert 'missing keys: upsample.2.weight, upsample.2.bias' in message
+    assert message.endswith('(in an options file: train.allow_scale_change_g: true)')
 
     with caplog.at_level(logging.WARNING, logger='test_loading'):
         kept = load_into_network(net, path, allow_scale_change=True, logger=logger)

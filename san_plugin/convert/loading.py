@@ -294,7 +294,8 @@ def _mismatch_message(path, net, arch, config, missing, unexpected, wrong_shape,
         net_arch, net_config = config_from_ours(net.state_dict())
         message += (
             f'. Only the upsampler differs: the file is a {_scale_of(arch, config)} and the network a '
-            f"{_scale_of(net_arch, net_config)} (scale mismatch); set the network's upscale to the file's, or load "
-            'with allow_scale_change to fine-tune across scales'
+            f"{_scale_of(net_arch, net_config)} (scale mismatch); set the network's upscale to the file's, or, to "
+            'fine-tune across scales, load with allow_scale_change (in an options file: train.allow_scale_change_g: '
+            'true)'
         )
     return message
