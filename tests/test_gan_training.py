@@ -11,7 +11,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,18 @@ from basicsr.models import build_model
 from basicsr.utils import get_root_logger
 from helpers.fixture_weights import fixture_and_weights
 from helpers.gan import cut_down, shipped_options, torch_home
-from helpers.workflow import OMP_ONE_THREAD, describe, free_port, make_pairs, read_log, run_python, write_options
+from helpers.workflow import (
+    OMP_ONE_THREAD,
+    complete_iterations,
+    describe,
+    free_port,
+    make_pairs,
+    read_log,
+    run_python,
+    truncate,
+    wait_for,
+    write_options,
+)
 
 from san_plugin.compat.resume import load_training_state
 from san_plugin.convert.convert_file import convert_file
@@ -80,25 +90,6 @@ def test_use_amp_is_turned_off_with_a_warning(tmp_path, caplog):
     assert "use_amp: turned off for SAN on cpu: SANGANModel trains with ESRGANModel's step" in caplog.text
 
 
-def wait_for(path, proc, timeout=300):
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert proc.poll() is None, f'training ended (exit {proc.returncode}) before {path} appeared'
-        assert time.monotonic() < deadline, f'{path} did not appear within {timeout} s'
-        time.sleep(0.05)
-
-
-def complete_iterations(experiment):
-    """Iterations with a training state, a generator and a discriminator."""
-    states = {int(p.stem) for p in (experiment / 'training_states').glob('*.state')}
-    nets = ('net_g', 'net_d')
-    return sorted(i for i in states if all((experiment / 'models' / f'{n}_{i}.pth').exists() for n in nets))
-
-
-def truncate(path):
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-
-
 @pytest.mark.slow
 def test_gan_run_survives_kill_and_resumes_as_cpu_ddp(tmp_path, vgg19_weights):
     authors, network_g = authors_san(tmp_path)
@@ -128,7 +119,7 @@ def test_gan_run_survives_kill_and_resumes_as_cpu_ddp(tmp_path, vgg19_weights):
     # Whatever was being written at the kill, every file a reader can see is complete.
     for path in [*experiment.glob('models/*.pth'), *experiment.glob('training_states/*.state')]:
         torch.load(path, weights_only=True)
-    last = complete_iterations(experiment)[-1]
+    last = complete_iterations(experiment, ('net_g', 'net_d'))[-1]
     net_g = torch.load(experiment / 'models' / f'net_g_{last}.pth', weights_only=True)
     net_d = torch.load(experiment / 'models' / f'net_d_{last}.pth', weights_only=True)
     assert set(net_g) == {'params', 'params_ema', 'network_config'} and net_g['network_config']['type'] == 'SAN'

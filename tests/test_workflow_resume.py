@@ -6,13 +6,21 @@ import re
 import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 import torch
 from basicsr.models.lr_scheduler import MultiStepRestartLR
-from helpers.workflow import OMP_ONE_THREAD, describe, make_pairs, run_python, train_options, write_options
+from helpers.workflow import (
+    OMP_ONE_THREAD,
+    complete_iterations,
+    describe,
+    make_pairs,
+    run_python,
+    train_options,
+    truncate,
+    wait_for,
+    write_options,
+)
 
 from san_plugin.compat.resume import (
     ResumeError,
@@ -39,11 +47,6 @@ def training_state(current_iter):
         'optimizers': [optimizer.state_dict()],
         'schedulers': [scheduler.state_dict()],
     }
-
-
-def truncate(path, keep=0.5):
-    data = Path(path).read_bytes()
-    Path(path).write_bytes(data[: int(len(data) * keep)])
 
 
 @pytest.fixture
@@ -182,20 +185,6 @@ def test_explicit_resume_state_is_loaded_even_when_newer_ones_exist(run_dirs):
     opt.update(auto_resume=False)
     opt['path']['resume_state'] = str(states / '2.state')
     assert load_resume_state(opt)['iter'] == 2
-
-
-def wait_for(path, proc, timeout=300):
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert proc.poll() is None, f'training ended (exit {proc.returncode}) before {path} appeared'
-        assert time.monotonic() < deadline, f'{path} did not appear within {timeout} s'
-        time.sleep(0.05)
-
-
-def complete_iterations(experiment):
-    """Iterations with both a training state and a network file."""
-    states = {int(p.stem) for p in (experiment / 'training_states').glob('*.state')}
-    return sorted(i for i in states if (experiment / 'models' / f'net_g_{i}.pth').exists())
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """BasicSR's option parsing, as its ``train.py`` and ``test.py`` call it, with the plugin's fixes around it."""
 
 import functools
+import os
 import sys
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from san_plugin.compat.network_options import check_network_options
 from san_plugin.compat.paths import check_path_options, output_root
 from san_plugin.compat.resume import ResumeReport, load_resume_state
 from san_plugin.compat.weights_check import check_weights
+from san_plugin.utils.cli import print_error
 from san_plugin.utils.network_options import NetworkOptionError
 
 
@@ -82,3 +84,31 @@ def wrap_parse_options(parse_options):
 
     parse_options_with_fixes.san_plugin_fix = True
     return parse_options_with_fixes
+
+
+def run_pipeline(pipeline, argv=None):
+    """Run BasicSR's ``train_pipeline`` or ``test_pipeline`` with ``argv`` as its command line, for the plugin's
+    ``tools/train.py`` and ``tools/test.py``.
+
+    An option that the start-up checks refuse (before anything is written: a ``network_*`` block, a ``path`` value,
+    missing ImageNet weights) ends with one line naming the options file and the key, and exit status 1; everything
+    else is BasicSR's own behaviour.
+
+    Args:
+        pipeline (callable): ``basicsr.train.train_pipeline`` or ``basicsr.test.test_pipeline``.
+        argv (list[str] | None): The command line without the program name. Default: ``sys.argv[1:]``.
+
+    Returns:
+        int: The exit status.
+    """
+    command_line = sys.argv
+    if argv is not None:
+        sys.argv = [command_line[0], *argv]
+    try:
+        pipeline(os.getcwd())
+    except OPTION_CHECK_ERRORS as error:
+        print_error(error)
+        return 1
+    finally:
+        sys.argv = command_line
+    return 0

@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -152,3 +153,25 @@ def read_log(folder, prefix):
     logs = glob.glob(os.path.join(folder, f'{prefix}*.log'))
     assert len(logs) == 1, f'expected one {prefix}*.log in {folder}, found {logs}'
     return Path(logs[0]).read_text()
+
+
+def truncate(path, keep=0.5):
+    """Cut the file at ``path`` to ``keep`` of its length, as a process killed while writing it leaves it."""
+    data = Path(path).read_bytes()
+    Path(path).write_bytes(data[: int(len(data) * keep)])
+
+
+def wait_for(path, proc, timeout=300):
+    """Wait until ``path`` exists while ``proc`` runs; fail if the process ends first or time runs out."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, f'training ended (exit {proc.returncode}) before {path} appeared'
+        assert time.monotonic() < deadline, f'{path} did not appear within {timeout} s'
+        time.sleep(0.05)
+
+
+def complete_iterations(experiment, networks=('net_g',)):
+    """Iterations of the run folder ``experiment`` with a training state and a file of each of ``networks``."""
+    states = {int(p.stem) for p in (Path(experiment) / 'training_states').glob('*.state')}
+    models = Path(experiment) / 'models'
+    return sorted(i for i in states if all((models / f'{net}_{i}.pth').exists() for net in networks))
