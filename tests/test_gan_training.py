@@ -6,11 +6,7 @@ the other formats of ``pretrain_network_g`` are loaded in-process.
 """
 
 import logging
-import os
 import re
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,15 +16,14 @@ from basicsr.utils import get_root_logger
 from helpers.fixture_weights import fixture_and_weights
 from helpers.gan import cut_down, shipped_options, torch_home
 from helpers.workflow import (
-    OMP_ONE_THREAD,
     complete_iterations,
     describe,
     free_port,
+    kill_training_at,
     make_pairs,
     read_log,
     run_python,
     truncate,
-    wait_for,
     write_options,
 )
 
@@ -98,21 +93,8 @@ def test_gan_run_survives_kill_and_resumes_as_cpu_ddp(tmp_path, vgg19_weights):
     opt['path']['pretrain_network_g'] = str(authors)
     opt['logger']['save_checkpoint_freq'] = 1
     write_options(tmp_path / 'train.yml', opt)
-    env = dict(os.environ, **OMP_ONE_THREAD, **torch_home(vgg19_weights))
     experiment = tmp_path / 'experiments' / opt['name']
-    with open(tmp_path / 'first.out', 'w') as out:
-        proc = subprocess.Popen(
-            [sys.executable, '-m', 'basicsr.train', '-opt', 'train.yml'],
-            cwd=tmp_path,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_for(experiment / 'training_states' / '2.state', proc)
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+    killed = kill_training_at(2, tmp_path, experiment, torch_home(vgg19_weights))
     log = read_log(experiment, 'train_')
     assert f"Loading {authors}: authors' SAN format, converted on load" in log
     assert 'Network: VGGStyleDiscriminator' in log and 'l_g_percep: ' in log and 'l_d_fake: ' in log
@@ -136,7 +118,7 @@ def test_gan_run_survives_kill_and_resumes_as_cpu_ddp(tmp_path, vgg19_weights):
         (models / f'{name}_{newer}.pth').write_bytes((models / f'{name}_{last}.pth').read_bytes())
     truncate(models / f'net_d_{newer}.pth')
     torch.save(dict(state, iter=newer), states / f'{newer}.state')
-    leftover = models / f'.net_d_{last + 1}.pth.{proc.pid}-0123456789ab.tmp'
+    leftover = models / f'.net_d_{last + 1}.pth.{killed}-0123456789ab.tmp'
     leftover.write_bytes(b'what a killed save left')
 
     weights = tmp_path / 'ranks'

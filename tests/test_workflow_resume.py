@@ -3,22 +3,18 @@
 import logging
 import os
 import re
-import signal
-import subprocess
-import sys
 
 import pytest
 import torch
 from basicsr.models.lr_scheduler import MultiStepRestartLR
 from helpers.workflow import (
-    OMP_ONE_THREAD,
     complete_iterations,
     describe,
+    kill_training_at,
     make_pairs,
     run_python,
     train_options,
     truncate,
-    wait_for,
     write_options,
 )
 
@@ -193,19 +189,7 @@ def test_killed_training_auto_resumes_from_last_complete_checkpoint(tmp_path):
     opt['logger']['save_checkpoint_freq'] = 1
     write_options(tmp_path / 'train.yml', opt)
     experiment = tmp_path / 'experiments' / opt['name']
-    with open(tmp_path / 'first.out', 'w') as out:
-        proc = subprocess.Popen(
-            [sys.executable, '-m', 'basicsr.train', '-opt', 'train.yml'],
-            cwd=tmp_path,
-            env=dict(os.environ, **OMP_ONE_THREAD),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_for(experiment / 'training_states' / '3.state', proc)
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+    killed = kill_training_at(3, tmp_path, experiment)
     # Whatever was being written at the kill, every file a reader can see is complete.
     for path in [*experiment.glob('models/*.pth'), *experiment.glob('training_states/*.state')]:
         torch.load(path, weights_only=True)
@@ -225,7 +209,7 @@ def test_killed_training_auto_resumes_from_last_complete_checkpoint(tmp_path):
         (experiment / 'models' / f'net_g_{last}.pth').read_bytes()
     )
     truncate(experiment / 'models' / f'net_g_{truncated_net}.pth')
-    leftover = experiment / 'models' / f'.net_g_{last + 1}.pth.{proc.pid}-0123456789ab.tmp'
+    leftover = experiment / 'models' / f'.net_g_{last + 1}.pth.{killed}-0123456789ab.tmp'
     leftover.write_bytes(b'what a killed save left')
 
     proc = run_python(

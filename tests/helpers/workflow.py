@@ -2,6 +2,7 @@
 
 import glob
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -175,3 +176,26 @@ def complete_iterations(experiment, networks=('net_g',)):
     states = {int(p.stem) for p in (Path(experiment) / 'training_states').glob('*.state')}
     models = Path(experiment) / 'models'
     return sorted(i for i in states if all((models / f'{net}_{i}.pth').exists() for net in networks))
+
+
+def kill_training_at(iteration, cwd, experiment, env=None, options='train.yml'):
+    """Run ``python -m basicsr.train -opt <options>`` in ``cwd`` and kill it (SIGKILL) once the training state of
+    ``iteration`` exists in the run folder ``experiment``; its output goes to ``cwd/first.out``.
+
+    Returns:
+        int: The killed process's id (the id in the names of the temporary files its saves left).
+    """
+    with open(Path(cwd) / 'first.out', 'w') as out:
+        proc = subprocess.Popen(
+            [sys.executable, '-m', 'basicsr.train', '-opt', options],
+            cwd=cwd,
+            env=dict(os.environ, **OMP_ONE_THREAD, **(env or {})),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_for(Path(experiment) / 'training_states' / f'{iteration}.state', proc)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+    return proc.pid
