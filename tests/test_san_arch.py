@@ -79,12 +79,9 @@ def test_any_input_size(size):
 
 
 def test_batch_items_are_independent():
-    net = tiny_san()
-    x = torch.rand(3, 3, 13, 10)
+    net, x = tiny_san(), torch.rand(3, 3, 13, 10)
     with torch.no_grad():
-        batched = net(x)
-        single = torch.cat([net(x[i : i + 1]) for i in range(3)])
-    assert torch.allclose(batched, single, atol=1e-5)
+        assert torch.allclose(net(x), torch.cat([net(x[i : i + 1]) for i in range(3)]), atol=1e-5)
 
 
 def test_constant_image_gives_finite_output():

@@ -17,7 +17,7 @@ import san_plugin  # noqa: F401  (registers the archs)
 from san_plugin.convert.network_config import add_network_opt_argument, network_opts
 from san_plugin.data.images import display_path
 from san_plugin.inference import run_inference
-from san_plugin.utils.cli import non_negative_int, positive_int
+from san_plugin.utils.cli import non_negative_int, positive_int, print_error
 from san_plugin.utils.device import check_device
 
 
@@ -49,7 +49,7 @@ def main(argv=None):
             network_opt=network_opts(args.network_opt),
         )
     except (OSError, ValueError) as error:
-        print(f'error: {error}', file=sys.stderr)
+        print_error(error)
         return 1
     print(f'{len(written)} written to {display_path(args.output)}, {len(failed)} failed')
     return 1 if failed else 0

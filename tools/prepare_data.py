@@ -91,16 +91,8 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     try:
         if args.command == 'train':
-            paths = prepare_train(
-                args.input,
-                name=args.name,
-                output_root=args.output_root,
-                scales=args.scales,
-                crop_size=args.crop_size,
-                step=args.step,
-                thresh_size=args.thresh_size,
-                workers=args.workers,
-            )
+            options = ('name', 'output_root', 'scales', 'crop_size', 'step', 'thresh_size', 'workers')
+            paths = prepare_train(args.input, **{key: getattr(args, key) for key in options})
             for scale, path in paths.items():
                 print(f'{"HR" if scale == 1 else f"X{scale}"}: {display_path(path)}')
         else:
