@@ -153,6 +153,21 @@ def study_log(caplog):
     return caplog
 
 
+@pytest.fixture(scope='session')
+def vgg19_weights(random_torch_home):
+    """The VGG19 weights file of :func:`random_torch_home` (random ``features``), for BasicSR's perceptual loss.
+
+    The file is ``<root>/hub/checkpoints/vgg19-dcbb9e9d.pth``, where torchvision looks when ``TORCH_HOME`` is
+    ``<root>`` (``helpers.gan.torch_home``); a run may also link it as its working directory's
+    ``experiments/pretrained_models/vgg19-dcbb9e9d.pth``, where BasicSR looks first. Point at it or link it, never
+    copy it.
+
+    Returns:
+        Path: The weights file.
+    """
+    return random_torch_home / 'hub' / 'checkpoints' / 'vgg19-dcbb9e9d.pth'
+
+
 @pytest.fixture(autouse=True)
 def _deterministic_cpu():
     torch.manual_seed(0)

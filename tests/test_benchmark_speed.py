@@ -1,5 +1,7 @@
-"""Speed benchmark on tiny networks: JSON with ratios, variants against float32, memory in a subprocess."""
+"""Speed benchmark on tiny networks: JSON with ratios, variants against float32, memory in a subprocess, the GAN
+step."""
 
+import copy
 import json
 import math
 import re
@@ -10,9 +12,18 @@ import torch
 from basicsr.archs import build_network
 from conftest import REPO_ROOT, load_fixture
 
-from san_plugin.benchmark import models
+from san_plugin.benchmark import gan_step, models
 from san_plugin.benchmark.flops import count_params
-from san_plugin.benchmark.speed import Variant, measure_memory, ratios, run_in_subprocess, variants_from_flags
+from san_plugin.benchmark.speed import (
+    SpeedConfig,
+    Variant,
+    gan_step_rows,
+    measure_memory,
+    ratios,
+    run_in_subprocess,
+    run_speed,
+    variants_from_flags,
+)
 
 sys.path.insert(0, str(REPO_ROOT / 'tools'))
 import benchmark  # noqa: E402
@@ -122,3 +133,63 @@ def test_memory_subprocess_reports_failures():
     assert peak is None and 'NoSuchNet' in error
     peak, error = run_in_subprocess({**job, 'network_opt': {**TINY['rcan'], 'num_in_ch': 3, 'num_out_ch': 3}})
     assert error is None and peak > 0
+
+
+TINY_DISCRIMINATOR = {'type': 'VGGStyleDiscriminator', 'num_in_ch': 3, 'num_feat': 4}
+
+
+@pytest.fixture
+def no_vgg19(monkeypatch, tmp_path):
+    """A working directory and a torchvision cache without VGG19 weights."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    gan_step.perceptual_loss.cache_clear()
+    yield
+    gan_step.perceptual_loss.cache_clear()
+
+
+def test_gan_step_trains_generator_discriminator_and_ema():
+    net_g = build_network({**TINY['san'], 'upscale': 4}).train()
+    net_d = build_network({**TINY_DISCRIMINATOR, 'input_size': 128}).train()
+    before = [copy.deepcopy(net.state_dict()) for net in (net_g, net_d)]
+    step = gan_step.ESRGANStep(net_g, net_d, None, torch.device('cpu'))
+    gt = torch.rand(2, 3, 128, 128)
+    losses = step.step(gt[..., ::4, ::4].contiguous(), gt)
+    assert set(losses) == {'l_g_pix', 'l_g_gan', 'l_d_real', 'l_d_fake', 'out_d_real', 'out_d_fake'}
+    for net, old in zip((net_g, net_d, step.net_g_ema), (*before, before[0])):
+        assert any(not torch.equal(old[key], value) for key, value in net.state_dict().items())
+
+
+@pytest.mark.slow
+def test_gan_step_rows_time_every_model_and_say_the_perceptual_loss_is_missing(tiny_networks, no_vgg19, monkeypatch):
+    monkeypatch.setattr(models, 'PAPER_DISCRIMINATOR', TINY_DISCRIMINATOR)
+    config = SpeedConfig(train_batch=1, repeats=1, warmup=1, gan=True)
+    rows = gan_step_rows(config, Variant())
+    assert [(r['model'], r['measurement'], r['input'], r['error']) for r in rows] == [
+        ('san', 'gan_step_ms', '1x3x32x32', None),
+        ('rcan', 'gan_step_ms', '1x3x32x32', None),
+    ]
+    assert all(r['value'] > 0 for r in rows)
+    model_ratios, _ = ratios(rows, 'rcan')
+    assert [(r['ratio'], r['measurement'], r['value']) for r in model_ratios] == [
+        ('san/rcan', 'gan_step_ms', pytest.approx(rows[0]['value'] / rows[1]['value']))
+    ]
+    loss, description = gan_step.perceptual_loss('cpu')
+    assert loss is None and description.startswith('none: no VGG19 weights (experiments/pretrained_models/')
+
+
+def test_gan_sizes_are_checked_before_anything_runs():
+    with pytest.raises(ValueError, match=r'--gan-gt-size 96: VGGStyleDiscriminator takes 128 or 256, a multiple of'):
+        run_speed(SpeedConfig(gan=True, gan_gt_size=96))
+    with pytest.raises(ValueError, match=r'--gan-gt-size 128: .* a multiple of --scale 3'):
+        run_speed(SpeedConfig(gan=True, scale=3))
+
+
+@pytest.mark.slow
+def test_gan_step_uses_the_vgg19_weights_that_are_there(no_vgg19, monkeypatch, vgg19_weights):
+    monkeypatch.setenv('TORCH_HOME', str(vgg19_weights.parents[2]))
+    loss, description = gan_step.perceptual_loss('cpu')
+    assert type(loss).__name__ == 'PerceptualLoss' and list(loss.layer_weights) == ['conv5_4']
+    assert description == f'VGG19 conv5_4, weights {vgg19_weights}'
+    first = dict(loss.vgg.vgg_net.named_parameters())['conv1_1.weight']
+    assert torch.equal(first, torch.load(vgg19_weights, weights_only=True)['features.0.weight'])

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import san_plugin  # noqa: F401  (registers the archs)
-from san_plugin.models import san_model
+from san_plugin.models import plugin_mixin
 from san_plugin.models.san_model import SANModel
 from san_plugin.utils.test_time import forward_chop, forward_self_ensemble
 
@@ -30,7 +30,7 @@ def test_val_options_reach_test_forward(monkeypatch):
         seen.update(kwargs, scale=scale)
         return lq
 
-    monkeypatch.setattr(san_model, 'test_forward', fake_forward)
+    monkeypatch.setattr(plugin_mixin, 'test_forward', fake_forward)
     val = {'chop': True, 'chop_shave': 4, 'chop_min_size': 100, 'self_ensemble': True, 'tile_pad': 3}
     bare_model(val)._forward_test(tiny_san(), torch.rand(1, 3, 8, 8))
     assert seen == {'scale': 2, 'chop': True, 'shave': 4, 'min_size': 100, 'tile': None, 'tile_pad': 3,

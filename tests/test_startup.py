@@ -18,6 +18,7 @@ with warnings.catch_warnings(record=True) as caught:
     import basicsr
 from basicsr.archs import build_network
 from basicsr.models.base_model import BaseModel
+from basicsr.models.realesrnet_model import RealESRNetModel
 from basicsr.utils import options
 from basicsr.utils.registry import ARCH_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 net = build_network({'type': 'MSRResNet', 'num_feat': 4, 'num_block': 1, 'upscale': 2})
@@ -26,7 +27,8 @@ print(json.dumps({
     'SAN': 'SAN' in ARCH_REGISTRY, 'SANModel': 'SANModel' in MODEL_REGISTRY,
     'LPIPS': 'calculate_lpips' in METRIC_REGISTRY,
     'Broken': 'BrokenPluginNet' in ARCH_REGISTRY,
-    'fixes': hasattr(options.parse_options, 'san_plugin_fix') or hasattr(BaseModel.model_to_device, 'san_plugin_fix'),
+    'fixes': any(hasattr(fixed, 'san_plugin_fix') for fixed in (options.parse_options, BaseModel.model_to_device,
+                                                                 RealESRNetModel.__init__)),
     'alias': 'torchvision.transforms.functional_tensor' in sys.modules,
     'heavy': sorted(m for m in ('mmengine', 'san_plugin.convert', 'san_plugin.benchmark', 'torchmetrics')
                     if m in sys.modules),

@@ -1,5 +1,6 @@
 """The shipped option files: they load with BasicSR's YAML loader, build their network, agree on the scale, and
-implement the two training recipes (the SAN paper's and the SAN authors' code's) for every network alike."""
+implement the two training recipes (the SAN paper's and the SAN authors' code's) for every network alike; the GAN
+files follow BasicSR's ESRGAN recipe for every network alike, and the Real-ESR* files Real-ESRGAN's two steps."""
 
 from pathlib import Path
 
@@ -21,6 +22,10 @@ RECIPES = ('paper', 'code')
 RECIPE_KEYS = ('name', 'datasets.train.gt_size', 'train.scheduler.milestones', 'train.scheduler.gamma')
 # Keys through which the files for different networks may differ (flattened, dotted).
 NETWORK_KEYS = ('name', 'network_g.', 'path.pretrain_network_g')
+# Perceptual training at x4: ESRGAN's recipe for every network, Real-ESRGAN's two steps for SAN.
+GAN_FILES = tuple(f'train/train_{net}_GAN_x4.yml' for net in NETS)
+REAL_ESR_FILES = ('train/train_SAN_RealESRNet_x4.yml', 'train/train_SAN_RealESRGAN_x4.yml')
+PLUGIN_MODELS = ('SANModel', 'SANGANModel')
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +42,11 @@ def file_name(phase, net, scale, recipe='paper'):
 
 
 def load(phase, net, scale, recipe='paper'):
-    with open(OPTIONS / phase / file_name(phase, net, scale, recipe)) as f:
+    return load_file(f'{phase}/{file_name(phase, net, scale, recipe)}')
+
+
+def load_file(relative):
+    with open(OPTIONS / relative) as f:
         return yaml.load(f, Loader=ordered_yaml()[0])
 
 
@@ -65,7 +74,7 @@ def test_exactly_the_expected_files_exist():
         for recipe in RECIPES
     }
     found = {str(path.relative_to(OPTIONS)) for phase in PHASES for path in (OPTIONS / phase).glob('*.yml')}
-    assert found == expected
+    assert found == expected | set(GAN_FILES) | set(REAL_ESR_FILES)
 
 
 @pytest.mark.parametrize('scale', SCALES)
@@ -168,8 +177,71 @@ def test_san_network_is_the_papers():
 @pytest.mark.parametrize(
     'path', sorted(p for phase in PHASES for p in (OPTIONS / phase).glob('*.yml')), ids=lambda p: p.name
 )
-def test_every_file_documents_the_switches_all_off(path):
-    with open(path) as f:
-        opt = yaml.load(f, Loader=ordered_yaml()[0])
+def test_every_file_of_a_plugin_model_documents_the_switches_all_off(path):
+    opt = load_file(path.relative_to(OPTIONS))
+    if opt['model_type'] not in PLUGIN_MODELS:
+        assert not {'use_amp', 'channels_last', 'compile'} & set(opt), f'{opt["model_type"]} has no switches'
+        return
     assert {'use_amp', 'amp_dtype', 'channels_last', 'compile', 'compile_mode'} <= set(opt)
     assert parse_switches(opt) == NetworkSwitches()
+
+
+@pytest.mark.parametrize('net', NETS)
+def test_gan_files_follow_esrgan_from_the_psnr_run(net):
+    """BasicSR's ESRGAN x4 recipe (options/train/ESRGAN/train_ESRGAN_x4.yml) with the network of the PSNR-oriented
+    paper recipe as the generator, started from that run's final model."""
+    opt, psnr_run = load_file(f'train/train_{net}_GAN_x4.yml'), load('train', net, 4)
+    assert (opt['name'], opt['model_type'], opt['scale'], opt['num_gpu']) == (
+        f'{net}_GAN_x4_DIV2K',
+        'SANGANModel',
+        4,
+        'auto',
+    )
+    assert opt['network_g'] == psnr_run['network_g']
+    assert opt['path']['pretrain_network_g'] == f'experiments/{psnr_run["name"]}/models/net_g_latest.pth'
+    assert opt['network_d'] == {'type': 'VGGStyleDiscriminator', 'num_in_ch': 3, 'num_feat': 64, 'input_size': 128}
+    train_set = opt['datasets']['train']
+    assert (train_set['gt_size'], train_set['batch_size_per_gpu']) == (128, 16)
+    assert train_set['dataroot_gt'] == psnr_run['datasets']['train']['dataroot_gt']
+    train = opt['train']
+    assert train['ema_decay'] == 0.999 and train['total_iter'] == 400000
+    adam = {'type': 'Adam', 'lr': 1e-4, 'weight_decay': 0, 'betas': [0.9, 0.99]}
+    assert train['optim_g'] == train['optim_d'] == adam
+    assert train['scheduler'] == {'type': 'MultiStepLR', 'milestones': [50000, 100000, 200000, 300000], 'gamma': 0.5}
+    assert train['pixel_opt'] == {'type': 'L1Loss', 'loss_weight': 0.01, 'reduction': 'mean'}
+    perceptual = train['perceptual_opt']
+    assert (perceptual['layer_weights'], perceptual['vgg_type'], perceptual['perceptual_weight']) == (
+        {'conv5_4': 1},
+        'vgg19',
+        1.0,
+    )
+    assert (train['gan_opt']['gan_type'], train['gan_opt']['loss_weight']) == ('vanilla', 0.005)
+    assert (train['net_d_iters'], train['net_d_init_iters']) == (1, 0)
+    metrics = opt['val']['metrics']
+    assert {key: metric['type'] for key, metric in metrics.items()} == {
+        'psnr': 'calculate_psnr',
+        'lpips': 'calculate_lpips',
+        'niqe': 'calculate_niqe',
+    }
+    assert metrics['lpips']['better'] == metrics['niqe']['better'] == 'lower'
+
+
+@pytest.mark.parametrize('net', ('RCAN', 'DRLN'))
+def test_gan_files_differ_only_in_the_generator(net):
+    differing = differing_keys(load_file(GAN_FILES[0]), load_file(f'train/train_{net}_GAN_x4.yml'))
+    assert differing, 'the files should at least differ in the network'
+    assert all(key.startswith(NETWORK_KEYS) for key in differing), sorted(differing)
+
+
+def test_real_esr_files_are_real_esrgans_two_steps_with_san():
+    net, gan = (load_file(path) for path in REAL_ESR_FILES)
+    assert (net['model_type'], gan['model_type']) == ('RealESRNetModel', 'RealESRGANModel')
+    assert net['network_g'] == gan['network_g'] == load('train', 'SAN', 4)['network_g']
+    assert net['path']['pretrain_network_g'] == 'experiments/SAN_BIX4_DIV2K_paper/models/net_g_latest.pth'
+    assert gan['path']['pretrain_network_g'] == f'experiments/{net["name"]}/models/net_g_latest.pth'
+    assert gan['path']['param_key_g'] == 'params_ema' and net['train']['ema_decay'] > 0
+    assert gan['network_d']['type'] == 'UNetDiscriminatorSN'
+    assert net['datasets']['train'] == gan['datasets']['train']
+    assert net['datasets']['train']['type'] == 'RealESRGANDataset'
+    degradations = ('resize_prob', 'noise_range', 'jpeg_range', 'second_blur_prob', 'jpeg_range2', 'gt_size')
+    assert all(net[key] == gan[key] for key in degradations)

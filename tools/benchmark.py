@@ -1,13 +1,14 @@
 """Benchmark super-resolution networks.
 
     python tools/benchmark.py speed --models san rcan --sizes 64 128 --device cuda --json speed.json
+    python tools/benchmark.py speed --models san rcan --gan --repeats 3     # also one GAN training step each
     python tools/benchmark.py quality --model bicubic --model san=WEIGHTS --dataset Set5=HR_DIR[:LR_DIR] \\
         --scale 4 --out DIR
 
-``speed`` times the forward pass, one training step and peak memory of networks at their paper sizes (optionally
-under autocast, channels-last, ``torch.compile``, each against float32); ``quality`` measures PSNR/SSIM (and LPIPS,
-DISTS, NIQE with ``--metric``), parameters, FLOPs and latency of models on data sets and writes JSON/CSV/Markdown
-results, a plot and crop grids.
+``speed`` times the forward pass, one training step (and with ``--gan`` one GAN training step) and peak memory of
+networks at their paper sizes (optionally under autocast, channels-last, ``torch.compile``, each against float32);
+``quality`` measures PSNR/SSIM (and LPIPS, DISTS, NIQE with ``--metric``), parameters, FLOPs and latency of models on
+data sets and writes JSON/CSV/Markdown results, a plot and crop grids.
 """
 
 import argparse
@@ -41,6 +42,11 @@ def add_speed_parser(subparsers):
     p.add_argument('--amp', choices=sorted(AMP_DTYPES), help='also measure under autocast to this dtype')
     p.add_argument('--channels-last', action='store_true', help='also measure in channels-last memory format')
     p.add_argument('--compile', action='store_true', help='also measure torch.compile(net)')
+    p.add_argument('--gan', action='store_true',
+                   help="also time one GAN training step (ESRGANModel's: generator, VGG-style discriminator, L1, "
+                        'VGG19 perceptual if its weights are there, relativistic GAN, EMA)')  # fmt: skip
+    p.add_argument('--gan-gt-size', dest='gan_gt_size', type=int, default=128,
+                   help='GT side of the GAN step: 128 (ESRGAN) or 256; its LR side is this / --scale')  # fmt: skip
     p.add_argument('--json', help='save the measurements to this JSON file')
 
 

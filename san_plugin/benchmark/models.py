@@ -26,6 +26,25 @@ PAPER_NETWORKS = {
     'rcan': {'type': 'RCAN', 'num_feat': 64, 'num_group': 10, 'num_block': 20, 'squeeze_factor': 16},
     'drln': {'type': 'DRLN', 'num_feat': 64},
 }
+# The discriminator of the GAN step (BasicSR's ESRGAN recipe); its input_size is the GT patch side.
+PAPER_DISCRIMINATOR = {'type': 'VGGStyleDiscriminator', 'num_in_ch': 3, 'num_feat': 64}
+GAN_GT_SIZES = (128, 256)  # the input sizes VGGStyleDiscriminator takes
+
+
+def discriminator_opt(gt_size, scale):
+    """``network_d`` options of the GAN step's discriminator for ``gt_size`` GT patches at ``scale``.
+
+    Args:
+        gt_size (int): GT patch side (``--gan-gt-size``).
+        scale (int): Upscaling factor; it must divide ``gt_size``.
+
+    Returns:
+        dict: :data:`PAPER_DISCRIMINATOR` with its ``input_size``.
+    """
+    if gt_size not in GAN_GT_SIZES or gt_size % scale:
+        sizes = ' or '.join(map(str, GAN_GT_SIZES))
+        raise ValueError(f'--gan-gt-size {gt_size}: VGGStyleDiscriminator takes {sizes}, a multiple of --scale {scale}')
+    return {**PAPER_DISCRIMINATOR, 'input_size': gt_size}
 
 
 def paper_network_opt(name, scale):

@@ -1,4 +1,5 @@
-"""Speed benchmark: forward latency, one training step and peak memory of networks at the same input sizes.
+"""Speed benchmark: forward latency, one training step and peak memory of networks at the same input sizes, and
+optionally one GAN training step (:mod:`san_plugin.benchmark.gan_step`).
 
 Each measurement runs in float32 and in the asked variants (autocast to bfloat16/float16, channels-last memory
 format, ``torch.compile``), so every variant is compared with plain float32 in the same run. Peak memory is measured
@@ -21,8 +22,9 @@ import torch
 import torch.nn.functional as F
 from basicsr.archs import build_network
 
+from san_plugin.benchmark.gan_step import ESRGANStep, perceptual_loss
 from san_plugin.benchmark.memory import PeakMemory, describe_method
-from san_plugin.benchmark.models import paper_network_opt
+from san_plugin.benchmark.models import discriminator_opt, paper_network_opt
 from san_plugin.utils.compile import compile_network
 from san_plugin.utils.precision import autocast
 
@@ -130,6 +132,12 @@ def train_step_fn(net, x, target, variant, device):
     return run
 
 
+def gan_step_fn(net_g, net_d, lq, gt, cri_perceptual, device):
+    """A closure running one GAN training step of ``net_g`` against ``net_d`` (:class:`ESRGANStep`)."""
+    step = ESRGANStep(net_g, net_d, cri_perceptual, torch.device(device))
+    return lambda: step.step(lq, gt)
+
+
 def build(network_opt, variant, device, train):
     """Build a network from ``network_g`` options, in train or eval mode, prepared for the variant."""
     net = build_network(copy.deepcopy(network_opt))
@@ -190,6 +198,8 @@ class SpeedConfig:
     amp: str | None = None
     channels_last: bool = False
     compile: bool = False
+    gan: bool = False
+    gan_gt_size: int = 128
 
 
 def _attempt(fn):
@@ -236,7 +246,37 @@ def _timings(config, variant):
     target = torch.rand(config.train_batch, 3, hr, hr, device=device)
     closures = {model: train_step_fn(net, x, target, variant, device) for model, net in nets.items()}
     rows += _timed_rows(config, variant, 'train_step_ms', config.train_batch, config.train_size, closures, errors)
+    if config.gan and variant.amp is None:  # SANGANModel trains without autocast
+        rows += gan_step_rows(config, variant)
     return rows
+
+
+def gan_step_rows(config, variant):
+    """Time one GAN training step of every model (as generator) for one variant, models in turns.
+
+    Each model gets its own paper-size discriminator (:func:`~san_plugin.benchmark.models.discriminator_opt`) with
+    ``gan_gt_size`` GT patches and ``train_batch`` pairs; the variant's memory format and compilation apply to both
+    networks, as ``SANGANModel`` applies them.
+
+    Args:
+        config (SpeedConfig): What to measure.
+        variant (Variant): How the networks run (without autocast).
+
+    Returns:
+        list[dict]: One ``gan_step_ms`` row per model.
+    """
+    device = config.device
+    net_d_opt = discriminator_opt(config.gan_gt_size, config.scale)
+    cri_perceptual, _ = perceptual_loss(device)
+    lr_size = config.gan_gt_size // config.scale
+    lq = lr_input(config.train_batch, lr_size, variant, device)
+    gt = prepare_input(torch.rand(config.train_batch, 3, config.gan_gt_size, config.gan_gt_size), variant, device)
+    nets, errors = _build_all(config, variant, train=True)
+    closures = {}
+    for model, net_g in nets.items():
+        net_d = build(net_d_opt, variant, device, train=True)
+        closures[model] = gan_step_fn(net_g, net_d, lq, gt, cri_perceptual, device)
+    return _timed_rows(config, variant, 'gan_step_ms', config.train_batch, lr_size, closures, errors)
 
 
 def _memory(config, model, variant):
@@ -297,6 +337,8 @@ def run_speed(config):
         raise RuntimeError('--device cuda: CUDA is not available')
     for model in config.models:
         paper_network_opt(model, config.scale)
+    if config.gan:
+        discriminator_opt(config.gan_gt_size, config.scale)
     variants = variants_from_flags(config.amp, config.channels_last, config.compile)
     rows = []
     for variant in variants:
@@ -312,6 +354,8 @@ def run_speed(config):
         'torch': torch.__version__,
         'memory_method': describe_method(config.device) + ', one fresh subprocess per measurement',
     }
+    if config.gan:
+        environment['gan_perceptual_loss'] = perceptual_loss(config.device)[1]
     return {'environment': environment, 'config': asdict(config), 'results': rows, 'model_ratios': model_ratios,
             'variant_ratios': variant_ratios}  # fmt: skip
 
@@ -343,6 +387,11 @@ def format_table(report):
     text.append(f'device: {env["device"]}, threads: {env["threads"]}, torch {env["torch"]}')
     text.append('forward: median ms after warm-up under torch.inference_mode; train step: L1 + Adam, median ms')
     text.append(f'peak memory (MiB): {env["memory_method"]}')
+    if 'gan_perceptual_loss' in env:
+        text.append(
+            "GAN step: ESRGANModel's step, generator + VGG-style discriminator, L1 + perceptual + relativistic GAN, "
+            f'both Adam steps and EMA, median ms; perceptual loss: {env["gan_perceptual_loss"]}'
+        )
     for r in report['variant_ratios']:
         text.append(f'{r["model"]} {r["ratio"]} {r["measurement"]} {r["input"]}: {r["value"]:.2f}')
     return '\n'.join(text)

@@ -14,9 +14,11 @@
 - ``init_dist`` (:mod:`san_plugin.compat.dist`): Gloo without CUDA, so ``torchrun ... --launcher pytorch`` and
   ``srun ... --launcher slurm`` start on CPU, and ``BaseModel.model_to_device`` (:mod:`san_plugin.compat.ddp`):
   DDP without a CUDA device there, so every BasicSR model trains that way.
+- ``RealESRNetModel`` and ``RealESRGANModel`` (:mod:`san_plugin.compat.real_esr`): on the CPU, their JPEG simulator,
+  sharpener and pool of training pairs go to the model's device instead of ``.cuda()``.
 
 Nothing else of BasicSR changes; the README's compatibility table lists each difference and the runs it touches.
-``SANModel`` (``model_type: SANModel``) adds atomic checkpoint writing on the model side.
+``SANModel`` and ``SANGANModel`` (``model_type``) add atomic checkpoint writing on the model side.
 """
 
 import sys
@@ -26,6 +28,7 @@ from basicsr.utils import dist_util, options
 from san_plugin.compat.ddp import apply_ddp_fix
 from san_plugin.compat.dist import init_dist
 from san_plugin.compat.entry_points import wrap_parse_options
+from san_plugin.compat.real_esr import apply_real_esr_fix
 
 
 def _replace_in_basicsr(original, replacement):
@@ -53,3 +56,4 @@ def apply_basicsr_fixes():
     _replace_in_basicsr(options.parse_options, wrap_parse_options(options.parse_options))
     _replace_in_basicsr(dist_util.init_dist, init_dist)
     apply_ddp_fix()
+    apply_real_esr_fix()

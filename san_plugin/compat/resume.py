@@ -116,6 +116,10 @@ class ResumeReport:
 def find_resume_state(opt, map_location='cpu', report=None):
     """Find the newest training state that loads and whose network files exist and load.
 
+    The network files are one per ``network_*`` section (:func:`resume_network_paths`): ``net_g_<iter>.pth``, and
+    also ``net_d_<iter>.pth`` for a GAN run (``SANGANModel``, ``ESRGANModel``, ``RealESRGANModel``), whose
+    discriminator BasicSR's ``check_resume`` loads too.
+
     A run killed while writing a checkpoint (by anything that does not write atomically) can leave a truncated
     ``.state`` or ``.pth``; such iterations are skipped, each with a warning naming the file and the reason. If the
     run has training states and none of them is usable, the run must not silently start again from iteration 0

@@ -1,4 +1,5 @@
-"""Top-level options of ``SANModel`` that change how any network runs: autocast, channels-last, ``torch.compile``.
+"""Top-level options of the plugin's models (``SANModel``, ``SANGANModel``) that change how any network runs:
+autocast, channels-last, ``torch.compile``.
 
 Options (all off by default)::
 
@@ -8,8 +9,8 @@ Options (all off by default)::
     compile: false          # torch.compile the network (in place: checkpoint keys keep their names)
     compile_mode: default   # default | reduce-overhead | max-autotune | max-autotune-no-cudagraphs
 
-A switch an architecture cannot use (:data:`UNSUPPORTED`), or that this machine cannot provide, is turned off with a
-warning that says why; the run goes on without it.
+A switch an architecture cannot use (:data:`UNSUPPORTED`), that a model's training step cannot use, or that this
+machine cannot provide, is turned off with a warning that says why; the run goes on without it.
 """
 
 import shutil
@@ -128,14 +129,16 @@ def _unavailable_here(switch, value, device):
     return None
 
 
-def resolve_switches(switches, arch, device, logger=None):
-    """Turn off, with a warning, the switches ``arch`` cannot use (:data:`UNSUPPORTED`) or ``device`` cannot provide.
+def resolve_switches(switches, arch, device, logger=None, model_unsupported=None):
+    """Turn off, with a warning, the switches ``arch`` cannot use (:data:`UNSUPPORTED`), the model's training step
+    cannot use (``model_unsupported``) or ``device`` cannot provide.
 
     Args:
         switches (NetworkSwitches): The switches asked for.
         arch (str): The network's type in the options (``network_g: type``).
         device (torch.device): Where the network runs.
         logger (logging.Logger | None): Also gets the warnings. Default: None.
+        model_unsupported (dict[str, str] | None): Switch -> why the model cannot use it. Default: None.
 
     Returns:
         NetworkSwitches: The switches the run uses.
@@ -146,7 +149,11 @@ def resolve_switches(switches, arch, device, logger=None):
         value = getattr(switches, field)
         if not value:
             continue
-        reason = UNSUPPORTED.get((arch, switch)) or _unavailable_here(switch, value, device)
+        reason = (
+            UNSUPPORTED.get((arch, switch))
+            or (model_unsupported or {}).get(switch)
+            or _unavailable_here(switch, value, device)
+        )
         if reason is None:
             continue
         message = f'{switch}: turned off for {arch} on {device.type}: {reason}'
