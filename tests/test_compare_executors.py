@@ -185,8 +185,8 @@ def test_a_slurm_job_stops_on_its_time_out_signal_and_leaves_no_result():
 
 def test_progress_shows_every_running_run_and_a_study_eta_that_counts_concurrency(tmp_path, monkeypatch, study_log):
     monkeypatch.setattr(progress_module.time, 'time', lambda: 1000.0)
-    tasks = [SimpleNamespace(run=Run('SAN', 2, seed, f'tiny_SAN_x2_s{seed}')) for seed in range(3)]
-    progress = Progress(tasks, total_runs=4, done=1, total_iter=100, parallel=2, experiments=tmp_path)
+    tasks = [SimpleNamespace(run=Run('SAN', 2, seed, f'tiny_SAN_x2_s{seed}'), total_iter=100) for seed in range(3)]
+    progress = Progress(tasks, total_runs=4, done=1, parallel=2, experiments=tmp_path)
     line = '2026-01-01 10:00:00,000 INFO: [tiny..][epoch:  0, iter:      {i}, lr:(1.0e-03,)] [eta: {eta}, time (data): 0.1 (0.01)] l_pix: 1.0e-02\n'  # noqa: E501
     for seed, eta in ((0, '0:00:40'), (1, '0:01:00')):
         (tmp_path / f'tiny_SAN_x2_s{seed}').mkdir()

@@ -1,9 +1,11 @@
 """The messages of bad study files, each compared in full with the one the study runner gave before its refactor
 (issue 25: every message keeps naming the file and the key), except three changed on purpose: a study that is not a
 mapping (its message had an empty key, ``study: : ...``) and ``out``, ``data_root`` or ``train.data`` that is not a
-path (a TypeError that named neither the file nor the key). A case is a valid tiny study with edits: (path, value),
-the path () replacing the whole mapping and the value ... removing the key; ``{tmp}`` in a value or a message is the
-test's folder, where ``empty`` is an empty folder and ``set/HR/x2``, ``set/LR/x2`` hold one image each."""
+path (a TypeError that named neither the file nor the key); the keys added since (``gan``, ``test.metrics``,
+``min_effect``) are in the lists of known keys and have cases of their own. A case is a valid tiny study with edits:
+(path, value), the path () replacing the whole mapping and the value ... removing the key; ``{tmp}`` in a value or a
+message is the test's folder, where ``empty`` is an empty folder and ``set/HR/x2``, ``set/LR/x2`` hold one image
+each."""
 
 import copy
 
@@ -25,7 +27,7 @@ CASES = [
         'top_unknown_key',
         [(('epochs',), 3)],
         'StudyError',
-        'study: epochs: unknown key (known: name, out, data_root, scales, seeds, threads, param_tolerance, networks, train, test, alpha, min_effect_db, executor, max_parallel, gpus_per_run, runs_per_gpu, evaluate, slurm)',  # noqa: E501
+        'study: epochs: unknown key (known: name, out, data_root, scales, seeds, threads, param_tolerance, networks, train, test, alpha, min_effect_db, min_effect, gan, executor, max_parallel, gpus_per_run, runs_per_gpu, evaluate, slurm)',  # noqa: E501
     ),
     ('name_missing', [(('name',), ...)], 'StudyError', 'study: name: missing'),
     ('networks_missing', [(('networks',), ...)], 'StudyError', 'study: networks: missing'),
@@ -318,7 +320,7 @@ CASES = [
         'test_unknown_key',
         [(('test', 'sets'), {})],
         'StudyError',
-        'study: test.sets: unknown key (known: datasets, val_dataset, flops_input, memory_input)',
+        'study: test.sets: unknown key (known: datasets, val_dataset, flops_input, memory_input, metrics)',
     ),
     (
         'datasets_missing',

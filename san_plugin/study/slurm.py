@@ -151,8 +151,9 @@ class SlurmExecutor:
             self._active[task.run.name] = [work, task, job, history, 0]
 
     def outcomes(self):
-        """Yield ``(task, RunOutcome)`` for each submitted run as its job ends, submitting the queued runs as the cap
-        allows and each run that ended without a result again (see the module docstring)."""
+        """Yield ``(task, RunOutcome)`` for each submitted run as its job ends (runs submitted meanwhile included),
+        submitting the queued runs as the cap allows and each run that ended without a result again (see the module
+        docstring)."""
         while self._waiting or self._active:
             while self._waiting and (self.max_parallel is None or len(self._active) < self.max_parallel):
                 work, task, history = self._waiting.pop(0)
