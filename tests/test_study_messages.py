@@ -619,6 +619,137 @@ CASES = [
         'StudyError',
         "study: slurm.sbatch: expected a mapping of sbatch parameters, got ['--exclusive']",
     ),
+    # The GAN stage (issue 26) and the perceptual metrics: new keys, new messages.
+    (
+        'gan_without_discriminator',
+        [(('gan',), {'total_iter': 4})],
+        'StudyError',
+        'study: gan.network_d: missing: give a BasicSR discriminator block, e.g. {type: UNetDiscriminatorSN, '
+        'num_in_ch: 3}',
+    ),
+    (
+        'gan_unknown_discriminator',
+        [(('gan',), {'network_d': {'type': 'PatchGAN'}})],
+        'StudyError',
+        "study: gan.network_d.type: unknown discriminator 'PatchGAN' (registered: HiFaceGANDiscriminator, "
+        'StyleGAN2Discriminator, UNetDiscriminatorSN, VGGStyleDiscriminator)',
+    ),
+    (
+        'gan_generator_as_discriminator',
+        [(('gan',), {'network_d': {'type': 'SAN'}})],
+        'StudyError',
+        "study: gan.network_d.type: unknown discriminator 'SAN' (registered: HiFaceGANDiscriminator, "
+        'StyleGAN2Discriminator, UNetDiscriminatorSN, VGGStyleDiscriminator)',
+    ),
+    (
+        'gan_discriminator_option',
+        [(('gan',), {'network_d': {'type': 'UNetDiscriminatorSN', 'num_feats': 4}})],
+        'StudyError',
+        "study: gan.network_d.num_feats: UNetDiscriminatorSN has no option 'num_feats' (options: num_in_ch, "
+        'num_feat, skip_connection)',
+    ),
+    (
+        'gan_vgg_input_size',
+        [(('gan',), {'network_d': {'type': 'VGGStyleDiscriminator', 'num_in_ch': 3, 'input_size': 96}})],
+        'StudyError',
+        'study: gan.network_d.input_size: VGGStyleDiscriminator takes 128 or 256 only, got 96',
+    ),
+    (
+        'gan_vgg_patch_size',
+        [(('gan',), {'network_d': {'type': 'VGGStyleDiscriminator', 'num_in_ch': 3}})],
+        'StudyError',
+        'study: gan.gt_size: 32, but VGGStyleDiscriminator sees the GT patches and takes gan.network_d.input_size '
+        '128: make them equal',
+    ),
+    (
+        'gan_patch_scale',
+        [(('gan',), {'network_d': {'type': 'UNetDiscriminatorSN'}, 'gt_size': 33})],
+        'StudyError',
+        'study: gan.gt_size: 33 is not a multiple of scale 2',
+    ),
+    (
+        'gan_patch_crop',
+        [(('gan',), {'network_d': {'type': 'UNetDiscriminatorSN'}, 'gt_size': 64})],
+        'StudyError',
+        'study: gan.gt_size: 64 is larger than the training sub-images (train.crop_size 48)',
+    ),
+    (
+        'gan_unknown_key',
+        [(('gan',), {'network_d': {'type': 'UNetDiscriminatorSN'}, 'lr': 1e-4})],
+        'StudyError',
+        'study: gan.lr: unknown key (known: network_d, total_iter, gt_size, batch_size, lr_g, lr_d, pixel_weight, '
+        'perceptual_weight, perceptual_layers, gan_type, gan_weight, ema_decay, net_d_iters, net_d_init_iters)',
+    ),
+    (
+        'gan_type',
+        [(('gan',), {'network_d': {'type': 'UNetDiscriminatorSN'}, 'gan_type': 'relativistic'})],
+        'StudyError',
+        "study: gan.gan_type: unknown GAN loss 'relativistic' (known: vanilla, lsgan, wgan, wgan_softplus, hinge)",
+    ),
+    (
+        'gan_vgg_layer',
+        [(('gan',), {'network_d': {'type': 'UNetDiscriminatorSN'}, 'perceptual_layers': {'conv6_1': 1.0}})],
+        'StudyError',
+        'study: gan.perceptual_layers.conv6_1: not a VGG19 layer (layers: conv1_1, relu1_1, conv1_2, relu1_2, '
+        'pool1, conv2_1, relu2_1, conv2_2, relu2_2, pool2, conv3_1, relu3_1, conv3_2, relu3_2, conv3_3, relu3_3, '
+        'conv3_4, relu3_4, pool3, conv4_1, relu4_1, conv4_2, relu4_2, conv4_3, relu4_3, conv4_4, relu4_4, pool4, '
+        'conv5_1, relu5_1, conv5_2, relu5_2, conv5_3, relu5_3, conv5_4, relu5_4, pool5)',
+    ),
+    (
+        'gan_no_content_loss',
+        [(('gan',), {'network_d': {'type': 'UNetDiscriminatorSN'}, 'pixel_weight': 0, 'perceptual_weight': 0})],
+        'StudyError',
+        "study: gan.pixel_weight: and gan.perceptual_weight are both 0: BasicSR's GAN models need one of them",
+    ),
+    (
+        'gan_ema_decay',
+        [(('gan',), {'network_d': {'type': 'UNetDiscriminatorSN'}, 'ema_decay': 1})],
+        'StudyError',
+        'study: gan.ema_decay: expected a number in [0, 1), got 1',
+    ),
+    (
+        'gan_not_a_mapping',
+        [(('gan',), ['UNetDiscriminatorSN'])],
+        'StudyError',
+        'study: gan: expected a mapping, got list',
+    ),
+    (
+        'test_unknown_metric',
+        [(('test', 'metrics'), ['niqe', 'fid'])],
+        'StudyError',
+        "study: test.metrics.fid: unknown metric 'fid' (known: lpips, dists, niqe)",
+    ),
+    (
+        'test_metrics_text',
+        [(('test', 'metrics'), 'niqe')],
+        'StudyError',
+        "study: test.metrics: expected a list of metric names or a mapping name -> options, got 'niqe'",
+    ),
+    (
+        'test_metric_option',
+        [(('test', 'metrics'), {'lpips': {'net': 'alex', 'crop_border': 4}})],
+        'StudyError',
+        "study: test.metrics.lpips (calculate_lpips): unknown option(s) ['crop_border']; calculate_lpips accepts "
+        "['net', 'backbone_path']",
+    ),
+    (
+        'min_effect_psnr',
+        [(('min_effect',), {'psnr': 0.1})],
+        'StudyError',
+        "study: min_effect.psnr: PSNR's is min_effect_db",
+    ),
+    (
+        'min_effect_unknown',
+        [(('min_effect',), {'fid': 1})],
+        'StudyError',
+        'study: min_effect.fid: unknown metric (known: ssim, lpips, dists, niqe)',
+    ),
+    (
+        'min_effect_zero',
+        [(('min_effect',), {'niqe': 0})],
+        'StudyError',
+        'study: min_effect.niqe: expected a difference > 0, got 0',
+    ),
 ]
 
 
