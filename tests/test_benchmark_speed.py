@@ -160,7 +160,6 @@ def test_gan_step_trains_generator_discriminator_and_ema():
         assert any(not torch.equal(old[key], value) for key, value in net.state_dict().items())
 
 
-@pytest.mark.slow
 def test_gan_step_rows_time_every_model_and_say_the_perceptual_loss_is_missing(tiny_networks, no_vgg19, monkeypatch):
     monkeypatch.setattr(models, 'PAPER_DISCRIMINATOR', TINY_DISCRIMINATOR)
     config = SpeedConfig(train_batch=1, repeats=1, warmup=1, gan=True)

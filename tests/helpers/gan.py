@@ -42,7 +42,7 @@ def cut_down(opt, name, network_g, gt_dir, lq_dir, total_iter):
 
     Changed: name, CPU, the generator, a tiny discriminator of the shipped kind, tiny data (batch 1, no workers;
     ``RealESRGANDataset`` reads the GT folder through ``<gt_dir>/../meta_info.txt``, which this writes; its models
-    crop 64-pixel patches and keep a pool of 2), ``total_iter``, the perceptual layers
+    crop 64-pixel patches and keep a pool of one pair), ``total_iter``, the perceptual layers
     (:data:`CHEAP_PERCEPTUAL_LAYERS`), the metrics (:data:`TINY_METRICS`), only the final validation, without
     images, checkpoints every 2 iterations, log every iteration, no TensorBoard.
 
@@ -67,7 +67,7 @@ def cut_down(opt, name, network_g, gt_dir, lq_dir, total_iter):
         meta_info.write_text(''.join(f'{path.name}\n' for path in sorted(Path(gt_dir).glob('*.png'))))
         train_set.update(name='tiny_train', dataroot_gt=str(gt_dir), meta_info=str(meta_info))
         train_set['io_backend'] = {'type': 'disk'}
-        opt.update(gt_size=64, queue_size=2)
+        opt.update(gt_size=64, queue_size=1)
     else:
         _paired_on_disk(train_set, 'tiny_train', gt_dir, lq_dir)
     _paired_on_disk(opt['datasets']['val'], 'tiny_val', gt_dir, lq_dir)
