@@ -132,6 +132,24 @@ def test_shipped_attention_study_varies_only_the_attention_at_equal_size():
     assert parse_study(shared).train['total_iter'] == 1000
 
 
+def test_shipped_gan_study_varies_only_the_channel_attention_and_needs_no_imagenet_weights():
+    study, params = shipped_study('attention_gan_x4')
+    networks = study['networks']
+    assert study['scales'] == [4] and list(networks) == ['SAN', 'SAN-first-order', 'SAN-no-attention', 'RCAN']
+    for name, attention in (('SAN-first-order', 'first_order'), ('SAN-no-attention', 'none')):
+        assert networks[name] == {**networks['SAN'], 'channel_attention': attention}
+    assert networks['RCAN']['type'] == 'RCAN'
+    gan = study['gan']
+    # L1 + adversarial: no perceptual loss, so no VGG19 weights; ESRGAN's loss weights and rates otherwise
+    assert gan['perceptual_weight'] == 0 and 'metrics' not in study['test']
+    assert (gan['pixel_weight'], gan['gan_weight'], gan['lr_g'], gan['lr_d']) == (1e-2, 5e-3, 1e-4, 1e-4)
+    require_shared('datasets', 'B100', 'HR')
+    shared = yaml.safe_load(yaml.safe_dump(study).replace('../shared', str(shared_root())))
+    parsed = parse_study(shared)
+    assert parsed.gan['total_iter'] == gan['total_iter'] and parsed.train['total_iter'] == 1000
+    check_networks(parsed)  # the discriminator takes the study's patches
+
+
 LOG = """2026-01-01 10:00:00,000 INFO: Start training from epoch: 0, iter: {start}
 2026-01-01 10:00:{a:02d},000 INFO: [run..][epoch:  0, iter:       {i1}, lr:(1.000e-03,)] [eta: 0:00:09, time (data): 1.000 (0.010)] l_pix: 5.0000e-02
 2026-01-01 10:00:{b:02d},000 INFO: Validation Set5

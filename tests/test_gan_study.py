@@ -55,7 +55,7 @@ def test_gan_study_reports_both_stages_with_every_metric(tiny_gan_study, tmp_pat
     assert [(p['stage'], p['a'], p['b']) for p in report['pairs']] == [('psnr', 'SAN', 'RCAN'), ('gan', 'SAN', 'RCAN')]
     for metric in METRICS:
         assert all(p[f'{metric}_p_holm'] is None and p[f'{metric}_significant'] is False for p in report['pairs'])
-    assert set(report['bicubic'][0]) == {'dataset', 'scale', *METRICS}
+    assert set(report['bicubic'][0]) == {'dataset', 'scale', *METRICS, 'hr_niqe'}  # NIQE of the HR images too
     params = {
         n: count_params(build_network({**opt, 'upscale': 2}))
         for n, opt in gan_study_options(tmp_path)['networks'].items()
@@ -64,6 +64,8 @@ def test_gan_study_reports_both_stages_with_every_metric(tiny_gan_study, tmp_pat
     text = (out / 'report.md').read_text()
     assert '### PSNR stage (L1)' in text and '### GAN stage' in text and 'no statistical test is possible' in text
     assert '| SAN |' in text and '| bicubic |' in text and 'p Welch' not in text
+    hr_niqe = f'| - | - | - | - | - | - | {report["bicubic"][0]["hr_niqe"]:.3f} | - |'
+    assert text.count(f'| HR (no-reference metrics of the ground truth) {hr_niqe}') == 2  # both stages' tables
     assert text.count('Pairs of networks (NIQE, lower is better):') == 2 and '| Tiny NIQE |' in text
     figures = [
         'convergence_iter_x2.png',

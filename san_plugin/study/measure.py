@@ -2,10 +2,12 @@
 metrics) of a trained network and of bicubic upscaling (``tools/benchmark.py quality``), and a network's peak memory
 in fresh processes (``tools/benchmark.py speed``)."""
 
+import statistics
 from dataclasses import asdict
 
 import torch
 
+from san_plugin.benchmark.datasets import load_dataset
 from san_plugin.benchmark.models import ModelSpec
 from san_plugin.benchmark.quality import QualityConfig, run_quality
 from san_plugin.benchmark.speed import Variant, run_in_subprocess
@@ -51,7 +53,8 @@ def evaluate_run(study, run, weights, datasets, device=None, threads=None, metri
 
 def evaluate_bicubic(study, scale, datasets, metrics=()):
     """PSNR/SSIM (and the perceptual ``metrics``) of bicubic upscaling on every test set at ``scale`` (the quality
-    benchmark's rows)."""
+    benchmark's rows), with ``hr_<metric>``: each no-reference metric (NIQE) of the HR images themselves, the value
+    a perfect network would reach."""
     config = QualityConfig(
         models=[ModelSpec('bicubic')],
         datasets=datasets,
@@ -61,6 +64,12 @@ def evaluate_bicubic(study, scale, datasets, metrics=()):
         metrics=list(metrics),
     )
     rows, _ = run_quality(config, show_progress=False)
+    no_reference = [metric for metric in metrics if not metric.full_reference]
+    by_name = {dataset.name: dataset for dataset in datasets}
+    for row in rows:
+        pairs = load_dataset(by_name[row['dataset']], scale)
+        for metric in no_reference:
+            row[f'hr_{metric.name}'] = statistics.fmean(metric.compute(pair.hr, pair.hr, scale) for pair in pairs)
     return rows
 
 

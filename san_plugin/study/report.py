@@ -363,7 +363,10 @@ def build_report(study, records, bicubic, memory, params):
         },  # fmt: skip
         'summary': summary,
         'pairs': pairs,
-        'bicubic': [{k: r[k] for k in ('dataset', 'scale', *names) if k in r} for r in bicubic],
+        'bicubic': [
+            {k: v for k, v in r.items() if k in ('dataset', 'scale', *names, *(f'hr_{n}' for n in names))}
+            for r in bicubic
+        ],  # fmt: skip
         'memory': [{'network': n, 'scale': s, **m} for (n, s), m in memory.items()],
         'runs': records,
     }

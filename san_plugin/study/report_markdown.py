@@ -169,6 +169,11 @@ def _quality_table(rows, datasets, metrics, bicubic):
             values += [f'{bicubic[d]["psnr"]:.2f} / {bicubic[d]["ssim"]:.4f}', '-']
             values += [v for m in extra for v in (_num(bicubic[d].get(m.name), m.digits), '-')]
         lines.append('| ' + ' | '.join(values) + ' |')
+    if any(f'hr_{m.name}' in bicubic.get(d, {}) for m in extra for d in datasets):
+        values = ['HR (no-reference metrics of the ground truth)']
+        for d in datasets:
+            values += ['-', '-'] + [v for m in extra for v in (_num(bicubic[d].get(f'hr_{m.name}'), m.digits), '-')]
+        lines.append('| ' + ' | '.join(values) + ' |')
     return lines
 
 
@@ -180,7 +185,8 @@ def markdown(study, summary, pairs, bicubic, significance, metrics=None, skipped
         study (Study): The study.
         summary (list[dict]): Rows of :func:`summarize`, marked by :func:`mark_best`.
         pairs (list[dict]): Rows of :func:`pairwise`.
-        bicubic (list[dict]): Bicubic rows (``dataset``, ``scale``, ``psnr``, ``ssim`` and perceptual metrics).
+        bicubic (list[dict]): Bicubic rows (``dataset``, ``scale``, ``psnr``, ``ssim``, the perceptual metrics and
+            ``hr_<metric>``, a no-reference metric of the HR images: a row of its own).
         significance (dict): ``tested`` and ``text`` (:func:`significance_text`).
         metrics (list[Metric] | None): The report's metrics. Default: PSNR and SSIM.
         skipped (dict[str, str] | None): Perceptual metrics left out, and why. Default: none.
