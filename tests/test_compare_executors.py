@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from conftest import REPO_ROOT, load_tool
-from helpers.study import TINY_RCAN, changed
+from helpers.study import TINY_GAN, TINY_RCAN, changed
 
 from san_plugin.study import progress as progress_module
 from san_plugin.study import work as work_module
@@ -317,3 +317,13 @@ def test_a_stopped_study_stops_every_concurrent_training(tiny_study, tmp_path):
         assert dispatcher.wait(timeout=60) != 0
     for run, pids in trainings.items():  # terminated and reaped, data loader workers included
         assert set(pids) & set(processes_mentioning(str(tmp_path / 'report' / 'options' / f'{run}.yml'))) == set()
+
+
+def test_slurm_ddp_processes_must_share_the_gan_batch_too(tiny_study, tmp_path, monkeypatch):
+    monkeypatch.setenv('PATH', f'{fake_slurm(tmp_path / "bin")}{os.pathsep}{os.defpath}')
+    slurm = {'executor': 'slurm', 'slurm': {'gpus_per_run': 0, 'tasks_per_run': 2}}
+    gan = {'network_d': dict(TINY_GAN['network_d']), 'batch_size': 3}
+    with pytest.raises(StudyError, match=r'^study: slurm.tasks_per_run: 2 DDP processes per run cannot share '
+                                         r'gan.batch_size 3 evenly$'):  # fmt: skip
+        make_executor(parse_study({**tiny_study, **slurm, 'gan': gan}))
+    make_executor(parse_study({**tiny_study, **slurm, 'gan': {**gan, 'batch_size': 4}}))

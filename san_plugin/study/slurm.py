@@ -120,12 +120,15 @@ class SlurmExecutor:
         if not slurm['gpus_per_run']:
             parameters.pop('gpus_per_node', None)
         tasks = slurm['tasks_per_run'] or max(slurm['gpus_per_run'], 1)
-        batch = study.train['batch_size']
-        if batch % tasks:
-            key = 'slurm.tasks_per_run' if slurm['tasks_per_run'] else 'slurm.gpus_per_run'
-            raise StudyError(
-                f'{study.source}: {key}: {tasks} DDP processes per run cannot share train.batch_size {batch} evenly'
-            )
+        batches = {'train.batch_size': study.train['batch_size']}
+        if study.gan is not None:
+            batches['gan.batch_size'] = study.gan['batch_size']
+        for batch_key, batch in batches.items():
+            if batch % tasks:
+                key = 'slurm.tasks_per_run' if slurm['tasks_per_run'] else 'slurm.gpus_per_run'
+                raise StudyError(
+                    f'{study.source}: {key}: {tasks} DDP processes per run cannot share {batch_key} {batch} evenly'
+                )
         self.processes_per_run = tasks
         parameters['ntasks_per_node'] = tasks
         if slurm['cpus_per_run'] is None and study.threads:
