@@ -43,7 +43,8 @@ Schema (``options/compare/san_ablation_x2.yml`` is a full example)::
 
     # A GAN stage (optional): every PSNR run (network, scale, seed) is followed by a GAN run of the same network and
     # seed (<name>_<network>_x<scale>_s<seed>_gan), started from the PSNR run's final weights, with BasicSR's
-    # ESRGANModel step (SANGANModel), the same losses, budget and discriminator initialisation for every network.
+    # ESRGANModel step (SANGANModel), the same losses, budget and discriminator initialisation for every network;
+    # the report has both stages (options/compare/attention_gan_x4.yml is an example). Defaults: BasicSR's ESRGAN.
     gan:
       network_d: {type: UNetDiscriminatorSN, num_in_ch: 3, num_feat: 16}   # required: a BasicSR discriminator block
       total_iter: 1000

@@ -131,13 +131,15 @@ def _protocol(study):
             layers = ', '.join(f'{k} {v:g}' for k, v in gan['perceptual_layers'].items())
             losses.append(f'VGG19 perceptual ({layers}) x {gan["perceptual_weight"]:g}')
         losses.append(f'{gan["gan_type"]} relativistic average GAN x {gan["gan_weight"]:g}')
+        net_d = gan['network_d']
+        arguments = ', '.join(f'{k} {v}' for k, v in net_d.items() if k != 'type')
         lines += [
             '',
             "GAN stage: each PSNR run trained on with BasicSR's ESRGAN step (SANGANModel) from its final weights, "
             f'{gan["total_iter"]} iterations, HR patches {gan["gt_size"]}, batch {gan["batch_size"]}, '
-            f'{" + ".join(losses)}; discriminator {gan["network_d"]}, initialised identically for every network '
-            f'of a seed; Adam lr {gan["lr_g"]:g} (generator) and {gan["lr_d"]:g} (discriminator), halved at 1/8, '
-            f'1/4, 1/2 and 3/4 of the iterations; '
+            f'{" + ".join(losses)}; discriminator {net_d["type"]} ({arguments}), initialised identically for every '
+            f'network of a seed; Adam lr {gan["lr_g"]:g} (generator) and {gan["lr_d"]:g} (discriminator), halved at '
+            f'1/8, 1/4, 1/2 and 3/4 of the iterations; '
             + (f'evaluated with its EMA generator (decay {gan["ema_decay"]:g}).' if gan['ema_decay'] else 'no EMA.'),
         ]
     return lines
