@@ -154,6 +154,29 @@ def study_log(caplog):
 
 
 @pytest.fixture(scope='session')
+def tiny_gan_study(tmp_path_factory, random_torch_home, tiny_memory_records):
+    """The tiny study with a GAN stage (:func:`helpers.study.run_gan_study`: SAN and RCAN at x2, one seed, four
+    iterations per stage, NIQE, LPIPS and DISTS on random backbones), run once per test run and shared by the xdist
+    workers. Returns a function that copies the study's working directory (``study.yml``, ``report/``,
+    ``experiments/``, ``datasets/``, ``console.log``) into a test's folder, where the same study can run again."""
+    from helpers.study import run_gan_study
+
+    root = run_folder(tmp_path_factory) / 'tiny_gan_study'
+    with FileLock(f'{root}.lock'):
+        if not (root / 'done').exists():
+            shutil.rmtree(root, ignore_errors=True)
+            (root / 'study').mkdir(parents=True)
+            run_gan_study(root / 'study', random_torch_home, tiny_memory_records)
+            (root / 'done').touch()
+
+    def copy_into(folder):
+        shutil.copytree(root / 'study', folder, dirs_exist_ok=True)
+        return Path(folder)
+
+    return copy_into
+
+
+@pytest.fixture(scope='session')
 def vgg19_weights(random_torch_home):
     """Locally made VGG19 weights (:func:`random_torch_home`'s), for BasicSR's perceptual loss: the file is
     ``<root>/hub/checkpoints/vgg19-dcbb9e9d.pth``, where torchvision looks when ``TORCH_HOME`` is ``<root>``

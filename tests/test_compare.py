@@ -1,13 +1,11 @@
-"""tools/compare.py's study runner: study file checks, log reading, the shipped studies' sizes, a report rebuilt from
-stored records, and (slow) a tiny study end to end with a resume that skips the finished run. The report's statistics
-are tested in test_study_stats.py."""
+"""tools/compare.py's study runner: study file checks, log reading, the shipped studies' sizes and a report rebuilt
+from stored records. The report's statistics are tested in test_study_stats.py; a tiny study end to end (with a GAN
+stage), its resume and its rebuild in test_gan_study.py."""
 
-import csv
 import json
 import os
 import sys
 
-import cv2
 import pytest
 import yaml
 from basicsr.archs import build_network
@@ -22,7 +20,7 @@ from san_plugin.study.options import StudyError, parse_study
 from san_plugin.study.plan import check_networks, plan_runs
 from san_plugin.study.processes import stream_process
 from san_plugin.study.records import RecordStore
-from san_plugin.study.report import CSV_COLUMNS, pairwise, summarize
+from san_plugin.study.report import pairwise, summarize
 from san_plugin.study.runner import run_study
 
 
@@ -134,6 +132,24 @@ def test_shipped_attention_study_varies_only_the_attention_at_equal_size():
     assert parse_study(shared).train['total_iter'] == 1000
 
 
+def test_shipped_gan_study_varies_only_the_channel_attention_and_needs_no_imagenet_weights():
+    study, params = shipped_study('attention_gan_x4')
+    networks = study['networks']
+    assert study['scales'] == [4] and list(networks) == ['SAN', 'SAN-first-order', 'SAN-no-attention', 'RCAN']
+    for name, attention in (('SAN-first-order', 'first_order'), ('SAN-no-attention', 'none')):
+        assert networks[name] == {**networks['SAN'], 'channel_attention': attention}
+    assert networks['RCAN']['type'] == 'RCAN'
+    gan = study['gan']
+    # L1 + adversarial: no perceptual loss, so no VGG19 weights; ESRGAN's loss weights and rates otherwise
+    assert gan['perceptual_weight'] == 0 and 'metrics' not in study['test']
+    assert (gan['pixel_weight'], gan['gan_weight'], gan['lr_g'], gan['lr_d']) == (1e-2, 5e-3, 1e-4, 1e-4)
+    require_shared('datasets', 'B100', 'HR')
+    shared = yaml.safe_load(yaml.safe_dump(study).replace('../shared', str(shared_root())))
+    parsed = parse_study(shared)
+    assert parsed.gan['total_iter'] == gan['total_iter'] and parsed.train['total_iter'] == 1000
+    check_networks(parsed)  # the discriminator takes the study's patches
+
+
 LOG = """2026-01-01 10:00:00,000 INFO: Start training from epoch: 0, iter: {start}
 2026-01-01 10:00:{a:02d},000 INFO: [run..][epoch:  0, iter:       {i1}, lr:(1.000e-03,)] [eta: 0:00:09, time (data): 1.000 (0.010)] l_pix: 5.0000e-02
 2026-01-01 10:00:{b:02d},000 INFO: Validation Set5
@@ -224,48 +240,6 @@ def test_report_only_rebuilds_the_report_from_the_records_without_training(tiny_
         f'error: {study_file}: peak memory of SAN was recorded for other values than the study now gives ({path})'
         in error
     )
-
-
-@pytest.mark.slow
-def test_tiny_study_writes_every_column_and_resumes_without_retraining(tiny_study, tmp_path, monkeypatch, study_log):
-    monkeypatch.chdir(tmp_path)
-    report = run_study(parse_study(tiny_study))
-    out = tmp_path / 'report'
-    assert [(r['network'], r['dataset']) for r in report['summary']] == [('SAN', 'Tiny'), ('RCAN', 'Tiny')]
-    for row in report['summary']:
-        missing = [c for c in CSV_COLUMNS if c not in row or row[c] is None]
-        assert missing == ['psnr_std', 'ssim_std'], missing  # one seed: no spread
-        assert row['train_peak_mb'] > 0 and row['infer_peak_mb'] > 0
-        assert row['params'] == count_params(build_network({**tiny_study['networks'][row['network']], 'upscale': 2}))
-    with open(out / 'report.csv') as handle:
-        csv_rows = list(csv.DictReader(handle))
-    assert tuple(csv_rows[0]) == CSV_COLUMNS and len(csv_rows) == 2
-    text = (out / 'report.md').read_text()
-    assert 'no statistical test is possible' in text and '| SAN |' in text and '| bicubic |' in text
-    assert 'p Welch' not in text and all(p['psnr_p'] is None for p in report['pairs'])
-    assert json.loads((out / 'report.json').read_text())['summary'] == report['summary']
-    for name in ('convergence_iter_x2.png', 'convergence_time_x2.png', 'psnr_latency_Tiny_x2.png'):
-        assert cv2.imread(str(out / name)) is not None, name
-    validations = report['runs'][0]['training']['validations']
-    assert [v['iter'] for v in validations] == [2, 4] and validations[0]['seconds'] < validations[1]['seconds']
-    assert any('SAN x2 seed 0: iter 4/4, l_pix' in line for line in study_log.messages)
-
-    # RCAN killed after its checkpoint at iteration 2; SAN finished.
-    rcan = tmp_path / 'experiments' / 'tiny_RCAN_x2_s0'
-    for path in (rcan / 'models' / 'net_g_latest.pth', rcan / 'models' / 'net_g_4.pth',
-                 rcan / 'training_states' / '4.state', out / 'runs' / 'tiny_RCAN_x2_s0.json'):  # fmt: skip
-        path.unlink()
-    san_logs = sorted((tmp_path / 'experiments' / 'tiny_SAN_x2_s0').glob('train_*.log'))
-    study_log.clear()
-    run_study(parse_study(tiny_study))
-    lines = study_log.messages
-    assert '[1/2] tiny_SAN_x2_s0: finished before, skipped' in lines
-    assert sorted((tmp_path / 'experiments' / 'tiny_SAN_x2_s0').glob('train_*.log')) == san_logs
-    assert [line for line in lines if 'SAN x2 seed' in line and 'iter' in line] == []
-    assert [line.split(': iter ')[1].split(',')[0] for line in lines if 'RCAN x2 seed 0: iter' in line] == ['4/4']
-    newest = sorted(rcan.glob('train_*.log'))[-1].read_text()
-    assert 'Resuming training from epoch: 0, iter: 2' in newest
-    assert (out / 'runs' / 'tiny_RCAN_x2_s0.json').is_file()
 
 
 def test_a_stopped_study_stops_its_training_process_too():

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from conftest import REPO_ROOT, load_tool
-from helpers.study import TINY_RCAN, changed
+from helpers.study import TINY_GAN, TINY_RCAN, changed
 
 from san_plugin.study import progress as progress_module
 from san_plugin.study import work as work_module
@@ -185,8 +185,8 @@ def test_a_slurm_job_stops_on_its_time_out_signal_and_leaves_no_result():
 
 def test_progress_shows_every_running_run_and_a_study_eta_that_counts_concurrency(tmp_path, monkeypatch, study_log):
     monkeypatch.setattr(progress_module.time, 'time', lambda: 1000.0)
-    tasks = [SimpleNamespace(run=Run('SAN', 2, seed, f'tiny_SAN_x2_s{seed}')) for seed in range(3)]
-    progress = Progress(tasks, total_runs=4, done=1, total_iter=100, parallel=2, experiments=tmp_path)
+    tasks = [SimpleNamespace(run=Run('SAN', 2, seed, f'tiny_SAN_x2_s{seed}'), total_iter=100) for seed in range(3)]
+    progress = Progress(tasks, total_runs=4, done=1, parallel=2, experiments=tmp_path)
     line = '2026-01-01 10:00:00,000 INFO: [tiny..][epoch:  0, iter:      {i}, lr:(1.0e-03,)] [eta: {eta}, time (data): 0.1 (0.01)] l_pix: 1.0e-02\n'  # noqa: E501
     for seed, eta in ((0, '0:00:40'), (1, '0:01:00')):
         (tmp_path / f'tiny_SAN_x2_s{seed}').mkdir()
@@ -317,3 +317,13 @@ def test_a_stopped_study_stops_every_concurrent_training(tiny_study, tmp_path):
         assert dispatcher.wait(timeout=60) != 0
     for run, pids in trainings.items():  # terminated and reaped, data loader workers included
         assert set(pids) & set(processes_mentioning(str(tmp_path / 'report' / 'options' / f'{run}.yml'))) == set()
+
+
+def test_slurm_ddp_processes_must_share_the_gan_batch_too(tiny_study, tmp_path, monkeypatch):
+    monkeypatch.setenv('PATH', f'{fake_slurm(tmp_path / "bin")}{os.pathsep}{os.defpath}')
+    slurm = {'executor': 'slurm', 'slurm': {'gpus_per_run': 0, 'tasks_per_run': 2}}
+    gan = {'network_d': dict(TINY_GAN['network_d']), 'batch_size': 3}
+    with pytest.raises(StudyError, match=r'^study: slurm.tasks_per_run: 2 DDP processes per run cannot share '
+                                         r'gan.batch_size 3 evenly$'):  # fmt: skip
+        make_executor(parse_study({**tiny_study, **slurm, 'gan': gan}))
+    make_executor(parse_study({**tiny_study, **slurm, 'gan': {**gan, 'batch_size': 4}}))

@@ -10,7 +10,10 @@ from scipy import integrate
 from scipy.stats import chi2, norm, t
 
 from san_plugin.study import stats
-from san_plugin.study.report import mark_best, markdown, pairwise, significance_text, summarize
+from san_plugin.study.metrics import report_metrics
+from san_plugin.study.options import MIN_EFFECT
+from san_plugin.study.report import mark_best, pairwise, summarize
+from san_plugin.study.report_markdown import markdown, significance_text
 
 A = [30.1, 30.3, 30.2, 30.5]
 B = [29.9, 30.0, 30.2]
@@ -208,10 +211,64 @@ def test_one_seed_shows_no_p_values():
     assert [r['vs_best_psnr'] for r in summary] == ['best', 'untested']
 
     class Study:
-        name, seeds, scales = 'one', [0], [2]
+        name, seeds, scales, gan = 'one', [0], [2], None
         train = {'gt_size': 32, 'batch_size': 2, 'total_iter': 4, 'lr': 1e-3, 'eta_min': 1e-6, 'data': 'd'}
 
     significance = {'tested': False, 'text': significance_text(0.05, 0.05, False)}
     text = markdown(Study, summary, list(pairs.values()), [], significance)
     assert 'no statistical test is possible' in text
     assert 'p Welch' not in text and 'Holm' not in text and '| SAN | RCAN | +0.500 | 100% |' in text
+
+
+def test_every_metric_gets_every_test_and_niqe_knows_lower_is_better():
+    # Two stages of SAN and RCAN, three seeds. PSNR: RCAN 0.4 dB above SAN in both stages. NIQE (lower is better):
+    # equal in the PSNR stage (within the noise), SAN 1.0 lower in the GAN stage.
+    niqe_offsets = {('psnr', 'SAN'): 0.0, ('psnr', 'RCAN'): 0.01, ('gan', 'SAN'): -1.0, ('gan', 'RCAN'): 0.0}
+    records = [
+        record(network, seed, [v + (0.4 if network == 'RCAN' else 0.0) + shift for v in BASE], stage=stage,
+               niqe=[6.0 + niqe_offsets[stage, network] + 0.1 * i + 2 * shift + 0.01 * i * seed for i in range(6)])
+        for stage in ('psnr', 'gan')
+        for network in ('SAN', 'RCAN')
+        for seed, shift in enumerate(NOISE)
+    ]  # fmt: skip
+    memory = {(n, 2): {'infer_peak_mb': 1, 'infer_input': '-', 'train_peak_mb': 1, 'train_input': '-'}
+              for n in ('SAN', 'RCAN')}  # fmt: skip
+    metrics = report_metrics(['niqe'], 0.05, MIN_EFFECT)
+    summary = summarize(records, memory, {key: 1 for key in memory}, [m.name for m in metrics])
+    pairs = pairwise(summary, records, extra=['niqe'])
+    mark_best(summary, pairs, metrics)
+    assert [(p['stage'], p['a'], p['b']) for p in pairs] == [('psnr', 'SAN', 'RCAN'), ('gan', 'SAN', 'RCAN')]
+    raw = {}
+    for pair in pairs:
+        seeds = {n: [r['rows'][0]['niqe'] for r in records if (r['network'], r['stage']) == (n, pair['stage'])]
+                 for n in ('SAN', 'RCAN')}  # fmt: skip
+        diff, p, ci, _ = hand_welch(seeds['SAN'], seeds['RCAN'])
+        assert pair['niqe_diff'] == pytest.approx(diff) and pair['niqe_p'] == pytest.approx(p, rel=1e-9)
+        assert pair['niqe_ci95'] == pytest.approx(ci, rel=1e-9)
+        pooled = seeds['SAN'] + seeds['RCAN']
+        splits = [abs(sum(pooled[i] for i in chosen) / 3 - sum(pooled[i] for i in range(6) if i not in chosen) / 3)
+                  for chosen in itertools.combinations(range(6), 3)]  # fmt: skip
+        assert pair['niqe_p_permutation'] == pytest.approx(sum(s >= abs(diff) - 1e-9 for s in splits) / 20)
+        squares = sum((x - sum(v) / 3) ** 2 for v in seeds.values() for x in v)
+        n = pair['niqe_seeds_needed']
+        assert hand_power(n, math.sqrt(squares / 4), 0.1, 0.05) >= 0.8  # NIQE's default effect: 0.1
+        assert n == 2 or hand_power(n - 1, math.sqrt(squares / 4), 0.1, 0.05) < 0.8
+        raw[pair['stage']] = p
+    # Holm over all the pairs of the study (both stages), for NIQE on its own.
+    low, high = sorted(raw, key=raw.get)
+    holm = {low: min(1.0, 2 * raw[low]), high: max(min(1.0, 2 * raw[low]), raw[high])}
+    for pair in pairs:
+        assert pair['niqe_p_holm'] == pytest.approx(holm[pair['stage']])
+        assert pair['niqe_significant'] == (holm[pair['stage']] < 0.05)
+    psnr_stage, gan_stage = pairs
+    # Lower NIQE is better: SAN's 1.0 lower NIQE makes SAN the better network in the GAN stage, and the best row.
+    assert gan_stage['niqe_diff'] == pytest.approx(-1.0, abs=0.02) and gan_stage['niqe_better'] == 'a'
+    assert gan_stage['niqe_significant'] and not psnr_stage['niqe_significant']
+    assert psnr_stage['niqe_better'] == 'a'  # 0.01 lower on average, not significant
+    # Higher PSNR is better: RCAN, in both stages.
+    assert all(p['psnr_better'] == 'b' and p['psnr_significant'] for p in pairs)
+    best = {(r['stage'], r['network']): (r['vs_best_psnr'], r['vs_best_niqe']) for r in summary}
+    assert best[('gan', 'SAN')] == ('-0.400', 'best')
+    assert best[('gan', 'RCAN')][0] == 'best' and best[('gan', 'RCAN')][1] == '+1.0000'
+    assert best[('psnr', 'SAN')] == ('-0.400', 'best') and best[('psnr', 'RCAN')] == ('best', 'n.s.')
+    assert metrics[2].record() == {'name': 'niqe', 'label': 'NIQE', 'better': 'lower', 'unit': '', 'min_effect': 0.1}

@@ -8,7 +8,9 @@ runs are skipped, the others resume), then writes report.json/.csv/.md and plots
 Runs train on this machine, ``max_parallel`` at once, or as SLURM jobs (``executor: slurm``); a failed run does not
 stop the others, and the command then exits with status 1 naming it, its log file and its last lines.
 ``--report-only`` rebuilds the report from the run records in ``<out>/runs/`` without training (every run needs
-one). The study file's format is described in ``san_plugin/study/options.py``.
+one). With a ``gan:`` block every PSNR run is followed by a GAN run from its final weights, and the report has both
+stages (``options/compare/attention_gan_x4.yml``). The study file's format is described in
+``san_plugin/study/options.py``.
 """
 
 import argparse

@@ -2,7 +2,8 @@
 
 Both executors have submitit's shape: ``submit(work, task)`` hands over one planned run and the function that does
 its work (:func:`san_plugin.study.work.produce_outcome`), then ``outcomes()`` yields ``(task, RunOutcome)`` for every
-submitted run as it ends, each a record or a failure. ``max_parallel`` is how many runs they hold at once (None: no
+submitted run as it ends, each a record or a failure (runs submitted while it yields included: a GAN run once its
+PSNR run is recorded). ``max_parallel`` is how many runs they hold at once (None: no
 cap), ``processes_per_run`` how many training processes share one run (DDP), ``describe`` a line for the console.
 :func:`san_plugin.study.runner.run_study` holds no branch per executor.
 
@@ -63,10 +64,12 @@ class LocalExecutor:
             self._free.put(slot)
 
     def outcomes(self):
-        """Yield ``(task, RunOutcome)`` for each submitted run as it ends."""
+        """Yield ``(task, RunOutcome)`` for each submitted run as it ends, runs submitted meanwhile included."""
         try:
-            for future in concurrent.futures.as_completed(self._futures):
-                yield self._futures[future], future.result()
+            while self._futures:
+                done, _ = concurrent.futures.wait(self._futures, return_when=concurrent.futures.FIRST_COMPLETED)
+                for future in done:
+                    yield self._futures.pop(future), future.result()
         finally:
             # On a stop the runner terminates the training processes; the workers then end on their own.
             if self._pool is not None:

@@ -1,11 +1,13 @@
-"""What a study measures besides training, with the benchmarks' code: the quality rows of a trained network and of
-bicubic upscaling (``tools/benchmark.py quality``), and a network's peak memory in fresh processes
-(``tools/benchmark.py speed``)."""
+"""What a study measures besides training, with the benchmarks' code: the quality rows (PSNR, SSIM and the perceptual
+metrics) of a trained network and of bicubic upscaling (``tools/benchmark.py quality``), and a network's peak memory
+in fresh processes (``tools/benchmark.py speed``)."""
 
+import statistics
 from dataclasses import asdict
 
 import torch
 
+from san_plugin.benchmark.datasets import load_dataset
 from san_plugin.benchmark.models import ModelSpec
 from san_plugin.benchmark.quality import QualityConfig, run_quality
 from san_plugin.benchmark.speed import Variant, run_in_subprocess
@@ -17,8 +19,8 @@ def eval_device():
     return 'cuda' if torch.cuda.is_available() else 'cpu'
 
 
-def evaluate_run(study, run, weights, datasets, device=None, threads=None):
-    """PSNR/SSIM, parameters, FLOPs and latency of a trained run on every test set.
+def evaluate_run(study, run, weights, datasets, device=None, threads=None, metrics=(), param_key='params'):
+    """PSNR/SSIM (and the perceptual ``metrics``), parameters, FLOPs and latency of a trained run on every test set.
 
     Args:
         study (Study): The study.
@@ -27,11 +29,14 @@ def evaluate_run(study, run, weights, datasets, device=None, threads=None):
         datasets (list[DatasetSpec]): The test sets.
         device (str | None): Where to evaluate (default: :func:`eval_device`).
         threads (int | None): CPU threads (default: the study's ``threads``).
+        metrics (Sequence[MetricSpec]): Perceptual metrics (:mod:`san_plugin.study.metrics`). Default: none.
+        param_key (str): The weights in the file: 'params', or 'params_ema' (a GAN run's EMA generator).
 
     Returns:
         list[dict]: The quality benchmark's rows, one per test set (``per_image`` included).
     """
-    spec = ModelSpec(run.network, network_opt(study, run.network, run.scale), str(weights), f'networks.{run.network}')
+    opt = network_opt(study, run.network, run.scale)
+    spec = ModelSpec(run.network, opt, str(weights), f'networks.{run.network}', param_key)
     config = QualityConfig(
         models=[spec],
         datasets=datasets,
@@ -40,17 +45,31 @@ def evaluate_run(study, run, weights, datasets, device=None, threads=None):
         device=device or eval_device(),
         threads=threads or study.threads,
         flops_input=study.flops_input,
+        metrics=list(metrics),
     )
     rows, _ = run_quality(config, show_progress=False)
     return rows
 
 
-def evaluate_bicubic(study, scale, datasets):
-    """PSNR/SSIM of bicubic upscaling on every test set at ``scale`` (the quality benchmark's rows)."""
+def evaluate_bicubic(study, scale, datasets, metrics=()):
+    """PSNR/SSIM (and the perceptual ``metrics``) of bicubic upscaling on every test set at ``scale`` (the quality
+    benchmark's rows), with ``hr_<metric>``: each no-reference metric (NIQE) of the HR images themselves, the value
+    a perfect network would reach."""
     config = QualityConfig(
-        models=[ModelSpec('bicubic')], datasets=datasets, scales=[scale], out=str(study.out), threads=study.threads
+        models=[ModelSpec('bicubic')],
+        datasets=datasets,
+        scales=[scale],
+        out=str(study.out),
+        threads=study.threads,
+        metrics=list(metrics),
     )
     rows, _ = run_quality(config, show_progress=False)
+    no_reference = [metric for metric in metrics if not metric.full_reference]
+    by_name = {dataset.name: dataset for dataset in datasets}
+    for row in rows:
+        pairs = load_dataset(by_name[row['dataset']], scale)
+        for metric in no_reference:
+            row[f'hr_{metric.name}'] = statistics.fmean(metric.compute(pair.hr, pair.hr, scale) for pair in pairs)
     return rows
 
 

@@ -32,6 +32,35 @@ Schema (``options/compare/san_ablation_x2.yml`` is a full example)::
       val_dataset: Set5          # the data set validated during training
       flops_input: [360, 640]    # LR height, width of the FLOPs count (default: the LR of a 1280x720 output)
       memory_input: 128          # LR side of the inference whose peak memory is measured (fresh process per model)
+      metrics: [niqe, lpips]     # optional: perceptual metrics beside PSNR and SSIM (lpips, dists, niqe; a mapping
+                                 # name -> options also works, e.g. {lpips: {net: vgg}}); each one listed must have
+                                 # its ImageNet weights (else the study stops). Default: none without a gan block;
+                                 # with one, niqe, plus lpips and dists where their weights are found (the report
+                                 # names a metric left out and why). NIQE needs images with two 96x96 blocks
+                                 # (e.g. 96x192) once scale pixels are cropped from each edge.
+    min_effect: {ssim: 0.001, niqe: 0.1, lpips: 0.01, dists: 0.01}   # optional: the difference of each metric
+                                 # (psnr: min_effect_db) the seeds-for-80%-power columns are sized for
+
+    # A GAN stage (optional): every PSNR run (network, scale, seed) is followed by a GAN run of the same network and
+    # seed (<name>_<network>_x<scale>_s<seed>_gan), started from the PSNR run's final weights, with BasicSR's
+    # ESRGANModel step (SANGANModel), the same losses, budget and discriminator initialisation for every network;
+    # the report has both stages (options/compare/attention_gan_x4.yml is an example). Defaults: BasicSR's ESRGAN.
+    gan:
+      network_d: {type: UNetDiscriminatorSN, num_in_ch: 3, num_feat: 16}   # required: a BasicSR discriminator block
+      total_iter: 1000
+      gt_size: null              # HR patch side (default: train.gt_size); VGGStyleDiscriminator: its input_size
+      batch_size: null           # default: train.batch_size
+      lr_g: 1.0e-4               # Adam (0.9, 0.99) for both networks, halved at 1/8, 1/4, 1/2, 3/4 of total_iter
+      lr_d: 1.0e-4               # (ESRGAN's MultiStepLR at 50k, 100k, 200k, 300k of 400k)
+      pixel_weight: 1.0e-2       # L1 (0: none)
+      perceptual_weight: 1.0     # VGG19 perceptual loss (needs vgg19-dcbb9e9d.pth); 0: none, so no VGG19 needed
+      perceptual_layers: {conv5_4: 1.0}   # VGG19 layers (before ReLU) and their weights
+      gan_type: vanilla          # BasicSR GANLoss: vanilla (relativistic average in ESRGANModel), lsgan, wgan,
+                                 # wgan_softplus, hinge
+      gan_weight: 5.0e-3
+      ema_decay: 0.999           # the GAN run is evaluated with its EMA generator (params_ema) when > 0
+      net_d_iters: 1             # as BasicSR's ESRGAN options
+      net_d_init_iters: 0
 
     # Where runs train (all optional; see san_plugin/study/execution.py and slurm.py):
     executor: local              # local (default): runs on this machine; slurm: one SLURM job per run (submitit)
@@ -61,17 +90,24 @@ Each section's keys are declared once, in a table of :class:`Key` (default and c
 applies: an unknown key is an error naming it and the known ones, a missing one takes its default, a given one is
 checked by a function that names the file and the key in its message (``study.yml: train.crop_size: expected a
 positive integer, got 0``). What depends on several keys (test sets per scale, ``val_freq`` against ``print_freq``,
-the executor keys) is checked after the tables.
+the GAN patch size against the discriminator, the executor keys) is checked after the tables. What needs files or
+networks (building the networks and the discriminator, the metrics' weights, NIQE's image sizes) is checked when the
+study starts, before any training (:mod:`san_plugin.study.plan`, :mod:`san_plugin.study.metrics`).
 """
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from basicsr.archs.vgg_arch import NAMES as VGG_LAYERS
+from basicsr.utils.registry import ARCH_REGISTRY
 
+from san_plugin.benchmark.metrics import metric_spec
+from san_plugin.benchmark.models import GAN_GT_SIZES
 from san_plugin.data.prepare import SUPPORTED_SCALES, PrepareDataError, list_input_images
+from san_plugin.models.san_gan_model import FIXED_INPUT_SIZE
 from san_plugin.utils.network_options import NetworkOptionError, check_network_opt
 
 
@@ -248,10 +284,13 @@ class Study:
     alpha: float = 0.05
     min_effect_db: float = 0.05
     execution: 'Execution' = None
+    gan: dict | None = None
+    metrics: list | None = None
+    min_effect: dict = field(default_factory=lambda: dict(MIN_EFFECT))
 
-    def run_name(self, network, scale, seed):
-        """BasicSR experiment name of one run."""
-        return f'{self.name}_{network}_x{scale}_s{seed}'
+    def run_name(self, network, scale, seed, stage='psnr'):
+        """BasicSR experiment name of one run (``stage`` 'psnr' or 'gan')."""
+        return f'{self.name}_{network}_x{scale}_s{seed}' + ('_gan' if stage == 'gan' else '')
 
 
 def check_network(name, opt, source):
@@ -312,10 +351,44 @@ def _min_effect_db(value, source, key):
     return value
 
 
+def _min_effect(value, source, key):
+    """The differences of the metrics other than PSNR that the seeds-for-power columns are sized for."""
+    if not isinstance(value, dict):
+        _fail(source, key, f'expected a mapping metric -> difference, got {value!r}')
+    for metric, effect in value.items():
+        if metric == 'psnr':
+            _fail(source, f'{key}.psnr', "PSNR's is min_effect_db")
+        if metric not in MIN_EFFECT:
+            _fail(source, f'{key}.{metric}', f'unknown metric (known: {", ".join(MIN_EFFECT)})')
+        if not _is_number(effect) or effect <= 0:
+            _fail(source, f'{key}.{metric}', f'expected a difference > 0, got {effect!r}')
+    return {**MIN_EFFECT, **value}
+
+
 def _flops_input(value, source, key):
     if not isinstance(value, list) or len(value) != 2 or not all(_is_int(v) for v in value):
         _fail(source, key, f'expected [height, width], got {value!r}')
     return tuple(value)
+
+
+# Differences of the metrics other than PSNR (min_effect_db) that the seeds-for-power columns are sized for: about
+# what a paper would report as a difference (SSIM in its 4th decimal, LPIPS and DISTS in their 2nd, NIQE in its 1st).
+MIN_EFFECT = {'ssim': 0.001, 'lpips': 0.01, 'dists': 0.01, 'niqe': 0.1}
+
+
+def _metrics(value, source, key):
+    """The perceptual metrics asked for: a list of names or a mapping name -> options (or null), as MetricSpecs."""
+    if isinstance(value, list):
+        value = dict.fromkeys(value)
+    if not isinstance(value, dict):
+        _fail(source, key, f'expected a list of metric names or a mapping name -> options, got {value!r}')
+    specs = []
+    for name, options in value.items():
+        try:
+            specs.append(metric_spec(str(name), options or {}, f'{key}.{name}', None))
+        except ValueError as error:
+            _fail(source, '', str(error))
+    return specs
 
 
 # The top level; the executor keys are read by parse_execution.
@@ -332,6 +405,8 @@ STUDY_KEYS = {
     'test': Key(REQUIRED),
     'alpha': Key(0.05, _alpha),
     'min_effect_db': Key(0.05, _min_effect_db),
+    'min_effect': Key(None, optional(_min_effect)),
+    'gan': Key(None),
     'executor': Key('local'),
     'max_parallel': Key(None),
     'gpus_per_run': Key(None),
@@ -357,8 +432,103 @@ TEST_KEYS = {
     'val_dataset': Key(None),
     'flops_input': Key(None, optional(_flops_input)),
     'memory_input': Key(128, positive_int),
+    'metrics': Key(None, optional(_metrics)),
 }
 DATASET_KEYS = ('hr', 'lr', 'images')
+
+
+def _discriminator_types():
+    """The registered networks that are discriminators (by name), as a ``type`` names them."""
+    return sorted({name.removesuffix('_basicsr') for name in ARCH_REGISTRY.keys() if 'Discriminator' in name})
+
+
+def _discriminator(value, source, key):
+    """A ``network_d`` block: a registered discriminator and only its constructor's arguments (the one network-option
+    check, :func:`san_plugin.utils.network_options.check_network_opt`)."""
+    if value is None:
+        _fail(
+            source, key, 'missing: give a BasicSR discriminator block, e.g. {type: UNetDiscriminatorSN, num_in_ch: 3}'
+        )
+    if not isinstance(value, dict) or 'type' not in value:
+        _fail(source, key, 'expected a network_d mapping with a type key')
+    known = _discriminator_types()
+    if value['type'] not in known:
+        _fail(source, f'{key}.type', f'unknown discriminator {value["type"]!r} (registered: {", ".join(known)})')
+    try:
+        check_network_opt(value, f'{source}: {key}')
+    except NetworkOptionError as error:
+        raise StudyError(str(error)) from None
+    return dict(value)
+
+
+def _vgg19_layers(value, source, key):
+    if not isinstance(value, dict) or not value:
+        _fail(source, key, f'expected a mapping VGG19 layer -> weight, e.g. {{conv5_4: 1.0}}, got {value!r}')
+    for layer, weight in value.items():
+        if layer not in VGG_LAYERS['vgg19']:
+            _fail(source, f'{key}.{layer}', f'not a VGG19 layer (layers: {", ".join(VGG_LAYERS["vgg19"])})')
+        non_negative_number(weight, source, f'{key}.{layer}')
+    return dict(value)
+
+
+def _ema_decay(value, source, key):
+    if not _is_number(value) or not 0 <= value < 1:
+        _fail(source, key, f'expected a number in [0, 1), got {value!r}')
+    return value
+
+
+# The GAN stage (BasicSR's ESRGAN options by default: options/train/ESRGAN/train_ESRGAN_x4.yml).
+GAN_TYPES = ('vanilla', 'lsgan', 'wgan', 'wgan_softplus', 'hinge')
+GAN_KEYS = {
+    'network_d': Key(None, _discriminator),
+    'total_iter': Key(1000, positive_int),
+    'gt_size': Key(None, optional(positive_int)),
+    'batch_size': Key(None, optional(positive_int)),
+    'lr_g': Key(1e-4, non_negative_number),
+    'lr_d': Key(1e-4, non_negative_number),
+    'pixel_weight': Key(1e-2, non_negative_number),
+    'perceptual_weight': Key(1.0, non_negative_number),
+    'perceptual_layers': Key({'conv5_4': 1.0}, _vgg19_layers),
+    'gan_type': Key('vanilla', one_of(GAN_TYPES, 'unknown GAN loss {value!r} (known: {choices})')),
+    'gan_weight': Key(5e-3, non_negative_number),
+    'ema_decay': Key(0.999, _ema_decay),
+    'net_d_iters': Key(1, positive_int),
+    'net_d_init_iters': Key(0, int_at_least(0)),
+}
+
+
+def _gan(value, source, train, scales):
+    """The checked ``gan`` block, its patch size and batch filled from ``train``."""
+    gan = read_section(value, GAN_KEYS, source, 'gan')
+    gan['network_d'] = _discriminator(gan['network_d'], source, 'gan.network_d')
+    gan['gt_size'] = gan['gt_size'] or train['gt_size']
+    gan['batch_size'] = gan['batch_size'] or train['batch_size']
+    gt_size, net_d = gan['gt_size'], gan['network_d']
+    for scale in scales:
+        if gt_size % scale:
+            _fail(source, 'gan.gt_size', f'{gt_size} is not a multiple of scale {scale}')
+    if gt_size > train['crop_size']:
+        _fail(
+            source,
+            'gan.gt_size',
+            f'{gt_size} is larger than the training sub-images (train.crop_size {train["crop_size"]})',
+        )
+    if net_d['type'] in FIXED_INPUT_SIZE:
+        size_key, default = FIXED_INPUT_SIZE[net_d['type']]
+        input_size = net_d.get(size_key, default)
+        if input_size not in GAN_GT_SIZES:
+            sizes = ' or '.join(map(str, GAN_GT_SIZES))
+            _fail(source, f'gan.network_d.{size_key}', f'{net_d["type"]} takes {sizes} only, got {input_size}')
+        if input_size != gt_size:
+            _fail(
+                source,
+                'gan.gt_size',
+                f'{gt_size}, but {net_d["type"]} sees the GT patches and takes gan.network_d.{size_key} {input_size}: '
+                'make them equal',
+            )
+    if not gan['pixel_weight'] and not gan['perceptual_weight']:
+        _fail(source, 'gan.pixel_weight', "and gan.perceptual_weight are both 0: BasicSR's GAN models need one of them")
+    return gan
 
 
 def _train(value, source, train_data, scales):
@@ -429,24 +599,18 @@ def parse_study(options, source='study', train_data=None):
     top = read_section(options, STUDY_KEYS, source, '')
     train = _train(top['train'], source, train_data, top['scales'])
     test = _test(top['test'], source, top['scales'])
+    gan = None if top['gan'] is None else _gan(top['gan'], source, train, top['scales'])
+    taken = ('name', 'data_root', 'scales', 'seeds', 'networks', 'threads', 'param_tolerance', 'alpha', 'min_effect_db')
     return Study(
-        name=top['name'],
+        **{key: top[key] for key in taken},
         out=top['out'] or Path(f'results/compare/{top["name"]}'),
-        data_root=top['data_root'],
-        scales=top['scales'],
-        seeds=top['seeds'],
-        networks=top['networks'],
         train=train,
         test_sets=test['datasets'],
-        val_dataset=test['val_dataset'],
-        flops_input=test['flops_input'],
-        memory_input=test['memory_input'],
-        threads=top['threads'],
-        param_tolerance=top['param_tolerance'],
+        **{key: test[key] for key in ('val_dataset', 'flops_input', 'memory_input', 'metrics')},
         source=source,
-        alpha=top['alpha'],
-        min_effect_db=top['min_effect_db'],
         execution=parse_execution(options, source),
+        gan=gan,
+        min_effect=top['min_effect'] or dict(MIN_EFFECT),
     )
 
 

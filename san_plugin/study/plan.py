@@ -1,4 +1,5 @@
-"""Plan a study: the networks it builds (checked, with their parameter counts), its runs and their BasicSR options."""
+"""Plan a study: the networks it builds (checked, with their parameter counts), its runs (a PSNR run per network,
+scale and seed, then with a ``gan`` block a GAN run of each) and their BasicSR options."""
 
 import copy
 import hashlib
@@ -8,17 +9,34 @@ from dataclasses import dataclass
 from basicsr.archs import build_network
 
 from san_plugin.benchmark.flops import count_params
+from san_plugin.study.gan import check_discriminator, gan_options
 from san_plugin.study.options import StudyError
 
 
 @dataclass(frozen=True)
 class Run:
-    """One training run: a network of the study at one scale with one seed."""
+    """One training run: a network of the study at one scale with one seed, in one stage.
+
+    Attributes:
+        network (str): The network's name in the study.
+        scale (int): Its scale.
+        seed (int): Its seed.
+        name (str): Its BasicSR experiment name.
+        stage (str): 'psnr' (L1 from scratch) or 'gan' (the GAN stage, from ``starts_from``'s weights).
+        starts_from (str | None): The run whose final weights it starts from (a GAN run's PSNR run).
+    """
 
     network: str
     scale: int
     seed: int
     name: str
+    stage: str = 'psnr'
+    starts_from: str | None = None
+
+    @property
+    def label(self):
+        """How the console names it: ``SAN x2 seed 0`` (``SAN x2 seed 0 GAN`` in the GAN stage)."""
+        return f'{self.network} x{self.scale} seed {self.seed}' + (' GAN' if self.stage == 'gan' else '')
 
 
 def network_opt(study, network, scale):
@@ -27,7 +45,8 @@ def network_opt(study, network, scale):
 
 
 def check_networks(study):
-    """Build every network at every scale, so that a bad value stops the study before any training.
+    """Build every network at every scale (and the GAN stage's discriminator), so that a bad value stops the study
+    before any training.
 
     Args:
         study (Study): The study.
@@ -53,21 +72,31 @@ def check_networks(study):
                         f'{study.source}: networks.{network}: {params[network, scale]:,} parameters at x{scale}, '
                         f"{ratio:.3f} times {reference}'s {base:,}, outside param_tolerance {study.param_tolerance}"
                     )
+    if study.gan is not None:
+        check_discriminator(study)
     return params
 
 
 def plan_runs(study):
-    """Every run of the study, networks in file order, then scales, then seeds."""
-    return [
+    """Every run of the study, networks in file order, then scales, then seeds; with a ``gan`` block, then the GAN run
+    of each, in the same order."""
+    runs = [
         Run(network, scale, seed, study.run_name(network, scale, seed))
         for network in study.networks
         for scale in study.scales
         for seed in study.seeds
     ]
+    if study.gan is None:
+        return runs
+    gan_runs = [
+        Run(r.network, r.scale, r.seed, study.run_name(r.network, r.scale, r.seed, 'gan'), 'gan', r.name) for r in runs
+    ]
+    return runs + gan_runs
 
 
 def training_options(study, run, train_lmdbs, val_set):
-    """BasicSR options of one run: the same data, patches, batch, schedule and validation for every network.
+    """BasicSR options of one run (:func:`psnr_options`, and :func:`~san_plugin.study.gan.gan_options` for a GAN
+    run).
 
     Args:
         study (Study): The study.
@@ -78,6 +107,13 @@ def training_options(study, run, train_lmdbs, val_set):
     Returns:
         dict: Options for ``python -m basicsr.train``.
     """
+    options = psnr_options(study, run, train_lmdbs, val_set)
+    return options if run.stage == 'psnr' else gan_options(study, run, options)
+
+
+def psnr_options(study, run, train_lmdbs, val_set):
+    """BasicSR options of one PSNR-stage run, with :func:`training_options`' arguments: the same data, patches,
+    batch, schedule and validation for every network."""
     train = study.train
     hr_dir, lr_dir = (folder.format(scale=run.scale) for folder in (val_set.hr_dir, val_set.lr_dir))
     return {
@@ -140,6 +176,16 @@ def training_options(study, run, train_lmdbs, val_set):
     }
 
 
-def options_digest(options):
-    """A short fingerprint of a run's options, recorded with its results to detect a changed study."""
-    return hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode()).hexdigest()[:16]
+def options_digest(options, starts_from=None):
+    """A short fingerprint of a run's options, recorded with its results to detect a changed study.
+
+    Args:
+        options (dict): The run's BasicSR options.
+        starts_from (str | None): The fingerprint of the run it starts from (a GAN run's PSNR run), so that a run
+            trained again changes the fingerprints of the runs that start from it. Default: None.
+
+    Returns:
+        str: 16 hexadecimal digits.
+    """
+    content = options if starts_from is None else {'options': options, 'starts_from': starts_from}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]

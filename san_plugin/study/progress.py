@@ -2,9 +2,9 @@
 
 Every run writes ``experiments/<run>/train_<run>_<time>.log`` (on a cluster too: the folder is shared). A background
 thread reads the new lines of the runs not finished yet and logs one line per iteration record: the runs done, the
-runs running, network, scale, seed, iteration, loss, the run's ETA and the study's, which counts concurrency: the
-work left (the running runs' ETAs plus one mean run duration per queued run) spread over the runs at once, and never
-less than the longest running run's ETA.
+runs running, network, scale, seed (and GAN for a GAN run), iteration, losses, the run's ETA and the study's, which
+counts concurrency: the work left (the running runs' ETAs plus one mean run duration per queued run) spread over the
+runs at once, and never less than the longest running run's ETA.
 """
 
 import logging
@@ -37,17 +37,17 @@ class Progress:
     """Progress of the runs of a study that are trained now.
 
     Args:
-        tasks (list): The runs to train (objects with ``run``: a :class:`san_plugin.study.plan.Run`).
+        tasks (list): The runs to train (objects with ``run``, a :class:`san_plugin.study.plan.Run`, and
+            ``total_iter``, its iterations).
         total_runs (int): Runs of the study, finished before included.
         done (int): Runs finished before.
-        total_iter (int): Iterations of each run.
         parallel (int): Runs at once.
         experiments (Path): BasicSR's experiments folder. Default: 'experiments'.
     """
 
-    def __init__(self, tasks, total_runs, done, total_iter, parallel, experiments=Path('experiments')):
+    def __init__(self, tasks, total_runs, done, parallel, experiments=Path('experiments')):
         self.tasks = {task.run.name: task for task in tasks}
-        self.total_runs, self.done, self.total_iter = total_runs, done, total_iter
+        self.total_runs, self.done = total_runs, done
         self.parallel = parallel
         self.experiments = Path(experiments)
         self.durations = []
@@ -90,9 +90,10 @@ class Progress:
         for line in data[:end].decode('utf-8', errors='replace').splitlines():
             record = parse_iteration_line(line)
             if record is not None:
-                self._show(self.tasks[name].run, record)
+                self._show(self.tasks[name], record)
 
-    def _show(self, run, record):
+    def _show(self, task, record):
+        run = task.run
         now = time.time()
         eta = seconds(record['eta'])
         first = self.state.get(run.name, (None, None, now))[2]
@@ -101,8 +102,8 @@ class Progress:
         loss = ', '.join(f'{k} {v:.4f}' for k, v in record['losses'].items()) or '-'
         study_text = f', study ETA {clock(study)}' if study is not None else ''
         logger.info(
-            f'[{self.done}/{self.total_runs} done, {len(self.state)} running] {run.network} x{run.scale} '
-            f'seed {run.seed}: iter {record["iter"]}/{self.total_iter}, {loss}, '
+            f'[{self.done}/{self.total_runs} done, {len(self.state)} running] {run.label}: '
+            f'iter {record["iter"]}/{task.total_iter}, {loss}, '
             f'ETA {clock(eta) if eta is not None else "-"}{study_text}'
         )
 

@@ -11,7 +11,7 @@ import logging
 from san_plugin.study.data import dataset_specs
 from san_plugin.study.plan import check_networks, plan_runs
 from san_plugin.study.records import RecordStore
-from san_plugin.study.report import write_report
+from san_plugin.study.report import reported_metrics, write_report
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,8 @@ def rebuild_report(study):
         (network, scale): store.stored_memory(network, scale) for network in study.networks for scale in study.scales
     }
     datasets = dataset_specs(study)
-    bicubic = [row for scale in study.scales for row in store.stored_bicubic(scale, datasets)]
+    extra, _ = reported_metrics(records)
+    bicubic = [row for scale in study.scales for row in store.stored_bicubic(scale, datasets, extra)]
     report = write_report(study, records, bicubic, memory, params)
     logger.info(f'report of {study.name} rebuilt from {len(records)} run records in {study.out}')
     return report

@@ -4,8 +4,8 @@
   fingerprint of the options it was trained with (``options_digest``): a study run again skips the runs whose record
   has the fingerprint of today's options and stops on one trained with other options.
 - ``memory_<network>_x<scale>.json`` and ``bicubic_x<scale>.json``: ``{"key": ..., "value": ...}``, a network's peak
-  memory and the bicubic rows, kept for the values they were measured with (the key) and measured again when the key
-  changes.
+  memory and the bicubic rows (with the perceptual metrics of the study), kept for the values they were measured with
+  (the key) and measured again when the key changes.
 - ``<run>.job.json``: the SLURM job ids of a run (with its options' fingerprint), so that a dispatcher started again
   re-attaches to its jobs.
 
@@ -94,13 +94,14 @@ class RecordStore:
     def bicubic_path(self, scale):
         return self.folder / f'bicubic_x{scale}.json'
 
-    def bicubic(self, scale, datasets, evaluate):
-        """The stored bicubic rows at ``scale`` for the test sets ``datasets``, else ``evaluate()``'s, stored first."""
-        return self._cached(self.bicubic_path(scale), _datasets_key(datasets), evaluate)
+    def bicubic(self, scale, datasets, evaluate, metrics=()):
+        """The stored bicubic rows at ``scale`` for the test sets ``datasets`` and the perceptual ``metrics`` (names),
+        else ``evaluate()``'s, stored first."""
+        return self._cached(self.bicubic_path(scale), _bicubic_key(datasets, metrics), evaluate)
 
-    def stored_bicubic(self, scale, datasets):
+    def stored_bicubic(self, scale, datasets, metrics=()):
         """The stored bicubic rows (``--report-only``); raises :class:`StudyError` when they are missing or stale."""
-        key = _datasets_key(datasets)
+        key = _bicubic_key(datasets, metrics)
         return self._stored(self.bicubic_path(scale), f'bicubic x{scale}', key)['value']
 
     # SLURM job ids
@@ -151,5 +152,8 @@ class RecordStore:
         return stored
 
 
-def _datasets_key(datasets):
-    return [asdict(d) for d in datasets]
+def _bicubic_key(datasets, metrics):
+    """What the bicubic rows depend on: the test sets, and the perceptual metrics when there are any (a study without
+    them keeps the key it always had)."""
+    key = [asdict(d) for d in datasets]
+    return {'datasets': key, 'metrics': list(metrics)} if metrics else key

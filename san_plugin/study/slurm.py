@@ -120,12 +120,15 @@ class SlurmExecutor:
         if not slurm['gpus_per_run']:
             parameters.pop('gpus_per_node', None)
         tasks = slurm['tasks_per_run'] or max(slurm['gpus_per_run'], 1)
-        batch = study.train['batch_size']
-        if batch % tasks:
-            key = 'slurm.tasks_per_run' if slurm['tasks_per_run'] else 'slurm.gpus_per_run'
-            raise StudyError(
-                f'{study.source}: {key}: {tasks} DDP processes per run cannot share train.batch_size {batch} evenly'
-            )
+        batches = {'train.batch_size': study.train['batch_size']}
+        if study.gan is not None:
+            batches['gan.batch_size'] = study.gan['batch_size']
+        for batch_key, batch in batches.items():
+            if batch % tasks:
+                key = 'slurm.tasks_per_run' if slurm['tasks_per_run'] else 'slurm.gpus_per_run'
+                raise StudyError(
+                    f'{study.source}: {key}: {tasks} DDP processes per run cannot share {batch_key} {batch} evenly'
+                )
         self.processes_per_run = tasks
         parameters['ntasks_per_node'] = tasks
         if slurm['cpus_per_run'] is None and study.threads:
@@ -151,8 +154,9 @@ class SlurmExecutor:
             self._active[task.run.name] = [work, task, job, history, 0]
 
     def outcomes(self):
-        """Yield ``(task, RunOutcome)`` for each submitted run as its job ends, submitting the queued runs as the cap
-        allows and each run that ended without a result again (see the module docstring)."""
+        """Yield ``(task, RunOutcome)`` for each submitted run as its job ends (runs submitted meanwhile included),
+        submitting the queued runs as the cap allows and each run that ended without a result again (see the module
+        docstring)."""
         while self._waiting or self._active:
             while self._waiting and (self.max_parallel is None or len(self._active) < self.max_parallel):
                 work, task, history = self._waiting.pop(0)

@@ -6,9 +6,10 @@ output appended to ``<out>/logs/<run>.log``), evaluates it with the quality benc
 (:class:`~san_plugin.study.records.RecordStore`). A run that fails gives an outcome with a :class:`RunFailed` (the
 reason, the log file and its last lines), never an exception, so one broken run does not stop the others.
 
-A later stage plugs in here without a new kind of work: a run whose options start from another run's weights (a GAN
-run after its PSNR run: ``path.pretrain_network_g``) is a :class:`RunTask` like any other, its options written and
-trained the same way; the runner only submits it once the run it needs has its record.
+A GAN run (the GAN stage of :mod:`san_plugin.study.gan`) is a :class:`RunTask` like any other: its options start
+from its PSNR run's weights (``path.pretrain_network_g``), are written and trained the same way (resuming with
+``--auto_resume``), and it is evaluated with its EMA generator (``params_ema``) when it has one; the runner only
+submits it once its PSNR run has a record.
 """
 
 import os
@@ -62,6 +63,8 @@ class RunTask:
         digest (str): Their fingerprint (see :func:`san_plugin.study.plan.options_digest`).
         datasets (list[DatasetSpec]): The test sets.
         cwd (str): The study's working directory (BasicSR's ``experiments/`` and relative paths).
+        metrics (StudyMetrics | None): The perceptual metrics it is evaluated with, and those left out (see
+            :mod:`san_plugin.study.metrics`); None: PSNR and SSIM only.
     """
 
     study: object
@@ -70,6 +73,11 @@ class RunTask:
     digest: str
     datasets: list
     cwd: str
+    metrics: object = None
+
+    @property
+    def total_iter(self):
+        return self.options['train']['total_iter']
 
     @property
     def options_path(self):
@@ -165,15 +173,21 @@ def train(task, placement):
 def trained_run_record(task, device=None, threads=None):
     """The record of a trained run: its evaluation on every test set and its training logs (not written yet)."""
     weights = task.experiment_dir / 'models' / 'net_g_latest.pth'
-    rows = evaluate_run(task.study, task.run, weights, task.datasets, device, threads)
+    param_key = 'params_ema' if task.options['train'].get('ema_decay', 0) > 0 else 'params'
+    specs, skipped = (task.metrics.specs, task.metrics.skipped) if task.metrics else ([], {})
+    rows = evaluate_run(task.study, task.run, weights, task.datasets, device, threads, specs, param_key)
     return {
         'network': task.run.network,
         'scale': task.run.scale,
         'seed': task.run.seed,
         'name': task.run.name,
+        'stage': task.run.stage,
+        'starts_from': task.run.starts_from,
         'options_digest': task.digest,
         'weights': str(Path('experiments') / task.run.name / 'models' / 'net_g_latest.pth'),
+        'param_key': param_key,
         'rows': rows,
+        'skipped_metrics': skipped,
         'training': read_training_logs(task.experiment_dir),
     }
 

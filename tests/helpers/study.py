@@ -11,6 +11,12 @@ TINY_SAN = {'type': 'SAN', 'num_feat': 8, 'num_group': 1, 'num_block': 1, 'squee
 TINY_RCAN = {'type': 'RCAN', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_group': 1, 'num_block': 1,
              'squeeze_factor': 4}  # fmt: skip
 IMAGES = ('im0', 'im1', 'im2', 'im3', 'im4', 'im5')
+# A tiny GAN stage: a 4-feature U-Net discriminator, four iterations, every loss of the ESRGAN recipe (the perceptual
+# loss on VGG19's conv1_2 only: BasicSR's VGG stops at the deepest layer asked for).
+TINY_GAN = {'network_d': {'type': 'UNetDiscriminatorSN', 'num_in_ch': 3, 'num_feat': 4}, 'total_iter': 4,
+            'perceptual_layers': {'conv1_2': 1.0}}  # fmt: skip
+# Test images large enough for NIQE at x2 (two 96x96 blocks once 2 pixels are cropped from each edge).
+NIQE_SIZE = (100, 196)
 
 
 def write_images(folder, count, size, seed):
@@ -67,14 +73,65 @@ def changed(study, path, value):
     return study
 
 
-def record(network, seed, psnr_by_image, dataset='Set5', scale=2):
-    """A run record as the runner writes it, with one quality row whose means are those of ``psnr_by_image``."""
+def record(network, seed, psnr_by_image, dataset='Set5', scale=2, stage='psnr', **metrics):
+    """A run record as the runner writes it, with one quality row whose means are those of ``psnr_by_image`` and of
+    the perceptual ``metrics`` (name -> one value per image)."""
     per_image = [
-        {'image': name, 'psnr': value, 'ssim': 0.8 + value / 1000, 'latency_ms': 1.0}
-        for name, value in zip(IMAGES, psnr_by_image)
-    ]
-    row = {'dataset': dataset, 'psnr': sum(psnr_by_image) / len(psnr_by_image),
-           'ssim': sum(p['ssim'] for p in per_image) / len(per_image), 'flops': 1.0, 'flops_input': '1x3x8x8',
-           'latency_ms': 1.0, 'device': 'cpu', 'per_image': per_image}  # fmt: skip
-    return {'network': network, 'scale': scale, 'seed': seed, 'rows': [row],
+        {'image': name, 'psnr': value, 'ssim': 0.8 + value / 1000, 'latency_ms': 1.0,
+         **{metric: values[i] for metric, values in metrics.items()}}
+        for i, (name, value) in enumerate(zip(IMAGES, psnr_by_image))
+    ]  # fmt: skip
+    means = {key: sum(p[key] for p in per_image) / len(per_image) for key in ('psnr', 'ssim', *metrics)}
+    row = {'dataset': dataset, **means, 'flops': 1.0, 'flops_input': '1x3x8x8', 'latency_ms': 1.0, 'device': 'cpu',
+           'per_image': per_image}  # fmt: skip
+    name = f'{network}_s{seed}' + ('_gan' if stage == 'gan' else '')
+    return {'network': network, 'scale': scale, 'seed': seed, 'name': name, 'stage': stage,
+            'starts_from': f'{network}_s{seed}' if stage == 'gan' else None, 'rows': [row],
             'training': {'seconds_per_iter': 0.1, 'validations': []}}  # fmt: skip
+
+
+def gan_study_options(folder):
+    """The tiny study (SAN and RCAN at x2, seed 0) with :data:`TINY_GAN` as its GAN stage, test images large enough
+    for NIQE, made in ``folder``; its outputs (``report``, ``datasets``) relative to the working directory."""
+    return {**study_options(folder, 'report', 'datasets', test_size=NIQE_SIZE), 'gan': copy.deepcopy(TINY_GAN)}
+
+
+def run_gan_study(folder, torch_home, memory_records):
+    """Run the tiny GAN study (:func:`gan_study_options`) in ``folder`` as ``tools/compare.py -opt study.yml`` would,
+    with ``TORCH_HOME`` = ``torch_home`` (random ImageNet backbones: the perceptual loss, LPIPS and DISTS run) and the
+    peak-memory records copied in by ``memory_records``; the runner's console lines go to ``folder/console.log``.
+
+    Args:
+        folder (Path): An empty folder, the study's working directory.
+        torch_home (Path): A ``TORCH_HOME`` with the backbones (``conftest.random_torch_home``).
+        memory_records (callable): Copies peak-memory records into a study's ``out`` (``conftest.tiny_memory_records``).
+    """
+    import logging
+    import os
+
+    import yaml
+
+    from san_plugin.study.options import read_study
+    from san_plugin.study.runner import run_study
+
+    options = gan_study_options(folder)
+    (folder / 'study.yml').write_text(yaml.safe_dump(options, sort_keys=False))
+    memory_records(folder / 'report')
+    handler = logging.FileHandler(folder / 'console.log')
+    study_logger = logging.getLogger('san_plugin.study')
+    level, cwd, home = study_logger.level, os.getcwd(), os.environ.get('TORCH_HOME')
+    study_logger.addHandler(handler)
+    study_logger.setLevel(logging.INFO)
+    os.environ['TORCH_HOME'] = str(torch_home)
+    try:
+        os.chdir(folder)
+        run_study(read_study('study.yml'))
+    finally:
+        os.chdir(cwd)
+        study_logger.removeHandler(handler)
+        study_logger.setLevel(level)
+        handler.close()
+        if home is None:
+            os.environ.pop('TORCH_HOME')
+        else:
+            os.environ['TORCH_HOME'] = home
