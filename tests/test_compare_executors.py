@@ -75,8 +75,10 @@ def test_slurm_block_defaults_and_time(tiny_study):
 def test_max_parallel_on_the_command_line_is_checked(tiny_study, tmp_path, capsys):
     path = tmp_path / 'study.yml'
     path.write_text(json.dumps(tiny_study))
-    assert load_tool('compare').main(['-opt', str(path), '--max-parallel', '0']) == 2
-    assert 'error: --max-parallel: expected an integer >= 1, got 0' in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        load_tool('compare').main(['-opt', str(path), '--max-parallel', '0'])
+    assert stop.value.code == 2
+    assert 'argument --max-parallel: 0 is not an integer >= 1' in capsys.readouterr().err
     assert not (tmp_path / 'report').exists()
 
 

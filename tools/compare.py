@@ -10,7 +10,8 @@ stop the others, and the command then exits with status 1 naming it, its log fil
 ``--report-only`` rebuilds the report from the run records in ``<out>/runs/`` without training (every run needs
 one). With a ``gan:`` block every PSNR run is followed by a GAN run from its final weights, and the report has both
 stages (``options/compare/attention_gan_x4.yml``). The study file's format is described in
-``san_plugin/study/options.py``.
+``san_plugin/study/options.py``. A bad study file or data folder ends with one line naming the file and the key, exit
+status 1 (2 for a malformed command line).
 """
 
 import argparse
@@ -25,7 +26,7 @@ from san_plugin.study.options import override_max_parallel, read_study  # noqa: 
 from san_plugin.study.processes import stop_on_sigterm  # noqa: E402
 from san_plugin.study.rebuild import rebuild_report  # noqa: E402
 from san_plugin.study.runner import StudyFailed, run_study  # noqa: E402
-from san_plugin.utils.cli import print_error  # noqa: E402
+from san_plugin.utils.cli import positive_int, print_error  # noqa: E402
 from san_plugin.utils.console_log import log_to_console  # noqa: E402
 
 
@@ -34,7 +35,7 @@ def main(argv=None):
     parser.add_argument('-opt', required=True, help='study file (options/compare/*.yml)')
     parser.add_argument('--train-data', help="folder of HR training images instead of the study's train.data")
     parser.add_argument(
-        '--max-parallel', type=int, help="runs at once, instead of the study's max_parallel (slurm.max_parallel)"
+        '--max-parallel', type=positive_int, help="runs at once instead of the study's max_parallel (slurm's too)"
     )
     parser.add_argument(
         '--report-only', action='store_true', help='rebuild the report from the stored run records; train nothing'
@@ -54,7 +55,7 @@ def main(argv=None):
         return 1
     except (ValueError, FileNotFoundError, RuntimeError, PrepareDataError) as error:
         print_error(error)
-        return 2
+        return 1
     print((study.out / 'report.md').read_text(encoding='utf-8'))
     return 0
 
