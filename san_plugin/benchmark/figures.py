@@ -176,8 +176,9 @@ def plot_perception_distortion(runs, title, y_label, size=(1200, 800), colours=N
             begin = by_name[start]
             ax.plot([begin['psnr'], run['psnr']], [begin['perceptual'], run['perceptual']], color=colour, linewidth=1)
         ax.scatter(run['psnr'], run['perceptual'], color=colour, marker='o' if start is None else '^', s=40, zorder=3)
+    # The direction of better runs, in the corner that stays empty (high PSNR with a bad perceptual score).
     ax.annotate(
-        'better', xy=(0.98, 0.02), xytext=(0.86, 0.14), xycoords='axes fraction', ha='center', va='center',
+        'better', xy=(0.98, 0.80), xytext=(0.86, 0.94), xycoords='axes fraction', ha='center', va='center',
         arrowprops={'arrowstyle': '->', 'color': 'grey'}, color='grey',
     )  # fmt: skip
     networks = dict.fromkeys(run['network'] for run in runs)
