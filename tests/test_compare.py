@@ -187,6 +187,20 @@ def test_statistics_keys_have_defaults_and_are_read(tiny_study):
     assert (study.alpha, study.min_effect_db) == (0.01, 0.1)
 
 
+def test_bicubic_record_of_metrics_in_another_order_is_the_same_record(tiny_study, tmp_path, monkeypatch):
+    """The runner stores the bicubic rows under the study file's order of ``test.metrics``, ``--report-only`` asks
+    for them in the report's order: both find the one record, and nothing is evaluated again."""
+    monkeypatch.chdir(tmp_path)
+    study = parse_study(tiny_study)
+    store = RecordStore(study)
+    rows = [{'dataset': 'Tiny', 'scale': 2, 'psnr': 26.0, 'ssim': 0.7, 'niqe': 7.0, 'lpips': 0.3}]
+    store.bicubic(2, dataset_specs(study), lambda: rows, ['niqe', 'lpips'])
+    assert store.bicubic(2, dataset_specs(study), lambda: pytest.fail('evaluated again'), ['lpips', 'niqe']) == rows
+    assert store.stored_bicubic(2, dataset_specs(study), ['lpips', 'niqe']) == rows
+    with pytest.raises(StudyError, match='bicubic x2 was recorded for other values than the study now gives'):
+        store.stored_bicubic(2, dataset_specs(study), ['lpips'])
+
+
 def write_stored_runs(study, missing=()):
     """What finished runs leave in ``<out>/runs`` (through the runner's record store): one record per run (PSNR per
     image: a per network, seed and image), the peak-memory records and the bicubic records."""

@@ -1,9 +1,9 @@
 """A user's mistake in a tool's input ends with one line naming the file, flag or key: no traceback, no crash.
 
 Each case runs a tool's ``main(argv)`` in this process from an empty working folder and checks the exit status (1;
-2 for a malformed command line, as argparse; 2 for ``tools/compare.py``'s study-file errors, as before), that the
-last line of stderr names the thing at fault, that stderr holds no traceback (and, for status 1, nothing but that
-line), and that nothing was written: no output, no temporary file, no folder, the input files unchanged.
+2 for a malformed command line, as argparse), that the last line of stderr names the thing at fault, that stderr
+holds no traceback (and, for status 1, nothing but that line), and that nothing was written: no output, no
+temporary file, no folder, the input files unchanged.
 """
 
 import functools

@@ -44,10 +44,7 @@ def main(argv=None):
     stop_on_sigterm()
     log_to_console('san_plugin.study')
     try:
-        try:
-            study = read_study(args.opt, args.train_data)
-        except UnicodeDecodeError as error:
-            raise ValueError(f'-opt {args.opt}: not a UTF-8 text file ({error.reason} at byte {error.start})') from None
+        study = read_study(args.opt, args.train_data)
         override_max_parallel(study, args.max_parallel)
         (rebuild_report if args.report_only else run_study)(study)
     except StudyFailed as error:

@@ -95,6 +95,19 @@ def write_discriminator_inits(study):
         atomic_torch_save(state, path)
 
 
+def final_weights(run_name):
+    """Where BasicSR leaves the final weights of a study's run, relative to the study's working folder (a GAN run
+    starts from its PSNR run's; a run's record names its own).
+
+    Args:
+        run_name (str): The run's BasicSR experiment name.
+
+    Returns:
+        Path: ``experiments/<run_name>/models/net_g_latest.pth``.
+    """
+    return Path('experiments') / run_name / 'models' / 'net_g_latest.pth'
+
+
 def gan_options(study, run, psnr_options):
     """BasicSR options of one GAN run, made from the options its PSNR run would have (see the module docstring).
 
@@ -112,7 +125,7 @@ def gan_options(study, run, psnr_options):
     options['datasets']['train'].update(gt_size=gan['gt_size'], batch_size_per_gpu=gan['batch_size'])
     options['network_d'] = copy.deepcopy(gan['network_d'])
     options['path'] = {
-        'pretrain_network_g': str(Path('experiments') / run.starts_from / 'models' / 'net_g_latest.pth'),
+        'pretrain_network_g': str(final_weights(run.starts_from)),
         'param_key_g': 'params',
         'strict_load_g': True,
         'pretrain_network_d': str(discriminator_init_path(study, run.seed)),

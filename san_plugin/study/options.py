@@ -480,7 +480,7 @@ def _ema_decay(value, source, key):
 # The GAN stage (BasicSR's ESRGAN options by default: options/train/ESRGAN/train_ESRGAN_x4.yml).
 GAN_TYPES = ('vanilla', 'lsgan', 'wgan', 'wgan_softplus', 'hinge')
 GAN_KEYS = {
-    'network_d': Key(None, _discriminator),
+    'network_d': Key(None),  # checked by _gan, which also names it when it is missing
     'total_iter': Key(1000, positive_int),
     'gt_size': Key(None, optional(positive_int)),
     'batch_size': Key(None, optional(positive_int)),
@@ -619,6 +619,8 @@ def read_study(path, train_data=None):
     path = Path(path)
     try:
         options = yaml.safe_load(path.read_text(encoding='utf-8'))
+    except UnicodeDecodeError as error:
+        raise StudyError(f'-opt {path}: not a UTF-8 text file ({error.reason} at byte {error.start})') from None
     except (OSError, yaml.YAMLError) as error:
         raise StudyError(f'-opt: cannot read study file {path}: {error}') from error
     return parse_study(options, str(path), train_data)

@@ -153,7 +153,7 @@ class RecordStore:
 
 
 def _bicubic_key(datasets, metrics):
-    """What the bicubic rows depend on: the test sets, and the perceptual metrics when there are any (a study without
-    them keeps the key it always had)."""
+    """What the bicubic rows depend on: the test sets, and the perceptual metrics when there are any, in any order (a
+    study without them keeps the key it always had)."""
     key = [asdict(d) for d in datasets]
-    return {'datasets': key, 'metrics': list(metrics)} if metrics else key
+    return {'datasets': key, 'metrics': sorted(metrics)} if metrics else key

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import yaml
 
+from san_plugin.study.gan import final_weights
 from san_plugin.study.logs import read_training_logs
 from san_plugin.study.measure import evaluate_run
 from san_plugin.study.processes import stream_process, thread_env
@@ -172,7 +173,7 @@ def train(task, placement):
 
 def trained_run_record(task, device=None, threads=None):
     """The record of a trained run: its evaluation on every test set and its training logs (not written yet)."""
-    weights = task.experiment_dir / 'models' / 'net_g_latest.pth'
+    weights = Path(task.cwd) / final_weights(task.run.name)
     param_key = 'params_ema' if task.options['train'].get('ema_decay', 0) > 0 else 'params'
     specs, skipped = (task.metrics.specs, task.metrics.skipped) if task.metrics else ([], {})
     rows = evaluate_run(task.study, task.run, weights, task.datasets, device, threads, specs, param_key)
@@ -184,7 +185,7 @@ def trained_run_record(task, device=None, threads=None):
         'stage': task.run.stage,
         'starts_from': task.run.starts_from,
         'options_digest': task.digest,
-        'weights': str(Path('experiments') / task.run.name / 'models' / 'net_g_latest.pth'),
+        'weights': str(final_weights(task.run.name)),
         'param_key': param_key,
         'rows': rows,
         'skipped_metrics': skipped,
@@ -221,9 +222,7 @@ def produce_outcome(task, placement=Placement()):
     except RunFailed as error:
         return RunOutcome(task.run.name, failure=error)
     except Exception as error:  # noqa: BLE001  (one broken run must not stop the others)
-        lines = traceback.format_exc().splitlines()[-FAILURE_TAIL:]
-        reason = f'{type(error).__name__}: {error}'
-        return RunOutcome(task.run.name, failure=RunFailed(task.run.name, reason, task.log_path, lines))
+        return _crashed(task, f'{type(error).__name__}: {error}')
     return _finished(task, record, time.time() - started)
 
 
@@ -240,10 +239,14 @@ def evaluate_here(task, trained):
     try:
         record = trained_run_record(task)
     except Exception as error:  # noqa: BLE001
-        lines = traceback.format_exc().splitlines()[-FAILURE_TAIL:]
-        reason = f'evaluation failed: {type(error).__name__}: {error}'
-        return RunOutcome(task.run.name, failure=RunFailed(task.run.name, reason, task.log_path, lines))
+        return _crashed(task, f'evaluation failed: {type(error).__name__}: {error}')
     return _finished(task, record, trained.wall_s)
+
+
+def _crashed(task, reason):
+    """The outcome of a run whose work raised (called in the ``except`` block: the traceback's tail is kept)."""
+    lines = traceback.format_exc().splitlines()[-FAILURE_TAIL:]
+    return RunOutcome(task.run.name, failure=RunFailed(task.run.name, reason, task.log_path, lines))
 
 
 def _finished(task, record, wall_s):
