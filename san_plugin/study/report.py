@@ -336,10 +336,25 @@ def reported_metrics(records):
     return extra, {name: skipped[name] for name in QUALITY_METRICS if name in skipped and name not in extra}
 
 
+def report_metric_set(study, records):
+    """The metrics of the report: PSNR, SSIM and the perceptual metrics every record holds, each with its
+    seeds-needed effect, and the perceptual metrics left out with why (see :func:`reported_metrics`).
+
+    Args:
+        study (Study): The study.
+        records (list[dict]): Its run records.
+
+    Returns:
+        tuple[list[Metric], dict[str, str]]: The metrics, and the reasons of those left out by name.
+    """
+    extra, skipped = reported_metrics(records)
+    return report_metrics(extra, study.min_effect_db, study.min_effect), skipped
+
+
 def build_report(study, records, bicubic, memory, params):
     """The report as a JSON-ready dict (see :func:`write_report`)."""
-    extra, skipped = reported_metrics(records)
-    metrics = report_metrics(extra, study.min_effect_db, study.min_effect)
+    metrics, skipped = report_metric_set(study, records)
+    extra = [m.name for m in metrics if m.name not in METRICS]
     names = [m.name for m in metrics]
     summary = summarize(records, memory, params, names)
     alpha, min_effect_db = study.alpha, study.min_effect_db
@@ -375,10 +390,7 @@ def build_report(study, records, bicubic, memory, params):
 def write_report(study, records, bicubic, memory, params):
     """Write report.json, report.csv, report.md and the plots into ``study.out``; returns the report dict."""
     report = build_report(study, records, bicubic, memory, params)
-    metrics = report_metrics(
-        [m['name'] for m in report['metrics'] if m['name'] not in METRICS], study.min_effect_db, study.min_effect
-    )
-    skipped = {entry['name']: entry['reason'] for entry in report['skipped_metrics']}
+    metrics, skipped = report_metric_set(study, records)
     out = study.out
     write_json(out / 'report.json', report)
     write_atomic(out / 'report.csv', _csv(report['summary'], [m.name for m in metrics]))
