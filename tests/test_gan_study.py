@@ -185,8 +185,17 @@ def stops_before_training(options, folder, pattern):
             r'alexnet-owt-7be5be79\.pth: put it at .*/alexnet-owt-7be5be79\.pth \(or give its path as '
             r'test\.metrics\.lpips\.backbone_path\)$',
         ),
+        # both at once: one message names every missing file with the key that asked for it
+        (
+            {'test': {'metrics': ['lpips']}},
+            r'^study: missing ImageNet weights \(downloading failed: URLError: .*\): gan\.perceptual_weight needs '
+            r'vgg19-dcbb9e9d\.pth: put it at .*/vgg19-dcbb9e9d\.pth or experiments/pretrained_models/vgg19-dcbb9e9d'
+            r'\.pth; test\.metrics\.lpips needs alexnet-owt-7be5be79\.pth: put it at .*/alexnet-owt-7be5be79\.pth '
+            r'\(or give its path as test\.metrics\.lpips\.backbone_path\) \(gan\.perceptual_weight: 0 trains without '
+            r'the perceptual loss\)$',
+        ),
     ],
-    ids=['perceptual_loss', 'listed_metric'],
+    ids=['perceptual_loss', 'listed_metric', 'loss_and_metric'],
 )
 def test_missing_weights_stop_the_study_naming_the_key(gan_study, tmp_path, monkeypatch, offline_hub, edit, pattern):
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'empty_torch_home'))

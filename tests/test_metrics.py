@@ -27,7 +27,7 @@ from helpers.workflow import SCALE, TINY_MSRRESNET, TINY_SAN, make_pairs
 from san_plugin.benchmark.models import ModelSpec
 from san_plugin.benchmark.report import markdown_table, write_csv
 from san_plugin.compat.weights_check import check_weights
-from san_plugin.metrics.backbones import MissingWeightsError, WeightsFileError
+from san_plugin.metrics.backbones import BackboneRequest, MissingWeightsError, WeightsFileError
 from san_plugin.metrics.perceptual import calculate_dists, calculate_lpips
 
 sys.path.insert(0, str(REPO_ROOT / 'tools'))
@@ -103,6 +103,19 @@ def test_a_missing_backbone_stops_the_metric_without_a_download(tmp_path, monkey
     with pytest.raises(MissingWeightsError, match=f'backbone_path: {tmp_path}/nope.pth does not exist'):
         calculate_dists(sr, hr, 2, backbone_path=str(tmp_path / 'nope.pth'))
     assert offline_hub == []
+
+
+def test_a_metric_looks_its_backbone_up_once(torch_home, tmp_path, monkeypatch):
+    sr, hr = image_pair()
+    first = calculate_lpips(sr, hr, 2, net='squeeze')
+    looked_up, existing_file = [], BackboneRequest.existing_file
+    monkeypatch.setattr(BackboneRequest, 'existing_file', lambda self: looked_up.append(self) or existing_file(self))
+    assert [calculate_lpips(sr, hr, 2, net='squeeze') for _ in range(2)] == [first, first]
+    assert looked_up == []
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path))  # another cache folder is looked up (and has no file)
+    with pytest.raises(MissingWeightsError, match='calculate_lpips needs squeezenet1_1-b8a52dc0.pth'):
+        calculate_lpips(sr, hr, 2, net='squeeze')
+    assert len(looked_up) == 1
 
 
 def corrupt_file(path):
@@ -259,6 +272,7 @@ def test_quality_benchmark_stops_before_any_model_runs_when_weights_are_missing(
             'missing ImageNet weights: metrics.dists.backbone_path: /no/vgg16.pth does not exist',
         ),
         ({'niqe': 'y'}, "metrics.niqe: expected a mapping of options, got 'y'"),
+        ('lpips', "metrics: expected a list of metric names or a mapping name -> options, got 'lpips'"),
     ],
 )
 def test_quality_benchmark_metric_options_are_checked(hr_folder, tmp_path, capsys, metrics, message):

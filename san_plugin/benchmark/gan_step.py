@@ -12,11 +12,10 @@ import copy
 import functools
 
 import torch
-from basicsr.archs import vgg_arch
 from basicsr.losses import build_loss
 from basicsr.models.esrgan_model import ESRGANModel
 
-from san_plugin.metrics.backbones import BackboneRequest
+from san_plugin.metrics.backbones import perceptual_loss_request
 
 # The losses of BasicSR's ESRGAN x4 recipe (options/train/ESRGAN/train_ESRGAN_x4.yml), as in train_*_GAN_x4.yml.
 PIXEL_OPT = {'type': 'L1Loss', 'loss_weight': 1e-2, 'reduction': 'mean'}
@@ -38,7 +37,7 @@ def perceptual_loss(device):
     Returns:
         tuple[nn.Module | None, str]: The loss, or None without VGG19 weights; and what the step uses, for reports.
     """
-    request = BackboneRequest('--gan', 'vgg19', also_read=(vgg_arch.VGG_PRETRAIN_PATH,))
+    request = perceptual_loss_request('--gan')
     path = request.existing_file()
     if path is None:
         return None, f'none: no VGG19 weights ({" or ".join(map(str, request.places()))})'

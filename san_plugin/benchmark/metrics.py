@@ -57,12 +57,14 @@ def metric_spec(name, options, key, path_key):
     return MetricSpec(name, dict(options), use, full_reference)
 
 
-def parse_metric_specs(value, names):
-    """The metrics of the ``-opt`` file's ``metrics:`` and of ``--metric`` flags, each once, file first.
+def parse_metric_specs(value, names=(), where='metrics'):
+    """The metrics of a ``metrics:`` mapping (the quality benchmark's ``-opt`` file, a study's ``test.metrics``) and
+    of ``--metric`` flags, each once, the mapping first.
 
     Args:
-        value (list | dict): ``metrics:`` of the file: a list of names, or a mapping name -> options (or null).
-        names (list[str] | None): Names given with ``--metric``.
+        value (list | dict): The mapping's value: a list of names, or a mapping name -> options (or null).
+        names (Iterable[str] | None): Names given with ``--metric``; None for none. Default: ().
+        where (str): The key of ``value``, for messages. Default: 'metrics'.
 
     Returns:
         list[MetricSpec]: The metrics.
@@ -70,14 +72,20 @@ def parse_metric_specs(value, names):
     if isinstance(value, list):
         value = dict.fromkeys(value)
     if not isinstance(value, dict):
-        raise ValueError(f'metrics: expected a list of names or a mapping name -> options, got {value!r}')
-    specs = [metric_spec(str(name), options or {}, f'metrics.{name}', None) for name, options in value.items()]
-    for name in names or []:
+        raise ValueError(f'{where}: expected a list of metric names or a mapping name -> options, got {value!r}')
+    specs = [metric_spec(str(name), options or {}, f'{where}.{name}', None) for name, options in value.items()]
+    for name in names or ():
         if name not in [spec.name for spec in specs]:
-            specs.append(metric_spec(name, {}, f'--metric {name}', f'metrics.{name}.backbone_path of the -opt file'))
+            specs.append(metric_spec(name, {}, f'--metric {name}', f'{where}.{name}.backbone_path of the -opt file'))
     return specs
 
 
-def prepare_metrics(specs):
-    """Find the backbone files of the metrics (or stop, naming each missing one) and build their networks."""
-    prepare_metric_networks([spec.use for spec in specs if spec.use])
+def prepare_metrics(specs, other_requests=()):
+    """Find the backbone files of the metrics (or stop, naming each missing one) and build their networks.
+
+    Args:
+        specs (list[MetricSpec]): The metrics.
+        other_requests (list[BackboneRequest]): Other files the run needs (a perceptual loss's VGG), named in the same
+            message when missing. Default: ().
+    """
+    prepare_metric_networks([spec.use for spec in specs if spec.use], other_requests)

@@ -11,7 +11,7 @@ import warnings
 
 from basicsr.archs import vgg_arch
 
-from san_plugin.metrics.backbones import BackboneRequest, weights_file_name
+from san_plugin.metrics.backbones import perceptual_loss_request, weights_file_name
 from san_plugin.metrics.options import check_metric_options
 from san_plugin.metrics.perceptual import PERCEPTUAL_METRICS, prepare_metric_networks
 
@@ -26,8 +26,7 @@ def _perceptual_loss_requests(opt):
         vgg_type = loss_opt.get('vgg_type', 'vgg19')
         if vgg_type.replace('_bn', '') not in vgg_arch.NAMES:
             continue  # BasicSR's own error names it
-        also_read = (vgg_arch.VGG_PRETRAIN_PATH,) if vgg_type == 'vgg19' else ()
-        yield name, loss_opt, BackboneRequest(f'train.{name}', vgg_type, also_read=also_read)
+        yield name, loss_opt, perceptual_loss_request(f'train.{name}', vgg_type)
 
 
 def _runs_its_vgg(loss_opt):

@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 
 import torch
 import torchvision
+from basicsr.archs import vgg_arch
 from torchvision.models import _api as torchvision_weights_api
 
 
@@ -77,6 +78,25 @@ class BackboneRequest:
         alternative = f' (or give its path as {self.path_key})' if self.path_key else ''
         places = ' or '.join(str(place) for place in reversed(self.places()))
         return f'{self.key} needs {weights_file_name(self.arch)}: put it at {places}{alternative}'
+
+
+def perceptual_loss_request(key, vgg_type='vgg19'):
+    """The VGG file that BasicSR's ``PerceptualLoss`` (its ``VGGFeatureExtractor``) reads for ``vgg_type``.
+
+    BasicSR reads ``experiments/pretrained_models/vgg19-dcbb9e9d.pth`` of the working directory
+    (``basicsr.archs.vgg_arch.VGG_PRETRAIN_PATH``) when it exists, else torchvision's cache; the plugin counts that
+    file for VGG19 only, the one network it holds.
+
+    Args:
+        key (str): The option that asks for the loss, e.g. ``train.perceptual_opt``.
+        vgg_type (str): The loss's ``vgg_type``, torchvision's name of the network (``'vgg19'``, ``'vgg16_bn'``).
+            Default: 'vgg19'.
+
+    Returns:
+        BackboneRequest: The request.
+    """
+    also_read = (vgg_arch.VGG_PRETRAIN_PATH,) if vgg_type == 'vgg19' else ()
+    return BackboneRequest(key, vgg_type, also_read=also_read)
 
 
 def _download(arch):

@@ -1,13 +1,12 @@
 """Options of the perceptual metrics, checked the same way for BasicSR's ``val.metrics`` and the quality benchmark."""
 
-import inspect
 from dataclasses import dataclass
 
 from basicsr.utils.registry import METRIC_REGISTRY
 
 from san_plugin.metrics.backbones import BackboneRequest
 from san_plugin.metrics.perceptual import PERCEPTUAL_METRICS, metric_backbone
-from san_plugin.utils.arch_arguments import constructor_arguments
+from san_plugin.utils.arch_arguments import option_problems
 
 
 @dataclass(frozen=True)
@@ -39,17 +38,18 @@ def check_metric_options(metric_type, options, key, set_by_caller=(), path_key=N
     Returns:
         PerceptualMetricUse | None: For LPIPS and DISTS, what they need; None for other metrics.
     """
-    arguments, _ = constructor_arguments(METRIC_REGISTRY.get(metric_type))
-    accepted = [name for name in arguments if name not in ('img', 'img2', *set_by_caller)]
-    unknown = [name for name in options if name not in accepted]
-    missing = [name for name in accepted if arguments[name] is inspect.Parameter.empty and name not in options]
+    # Every BasicSR metric takes **kwargs, for the ``better`` that BasicSR passes it: a misspelt option (``nett``,
+    # ``backbone_pth``) would be ignored without a word, so only named arguments are options.
+    accepted, unknown, missing = option_problems(
+        METRIC_REGISTRY.get(metric_type), options, ('img', 'img2', *set_by_caller), any_key_with_kwargs=False
+    )
     if unknown or missing:
         problems = [f'unknown option(s) {unknown}'] if unknown else []
         problems += [f'missing required option(s) {missing}'] if missing else []
-        raise ValueError(f'{key} ({metric_type}): {"; ".join(problems)}; {metric_type} accepts {accepted}')
+        raise ValueError(f'{key} ({metric_type}): {"; ".join(problems)}; {metric_type} accepts {list(accepted)}')
     if metric_type not in PERCEPTUAL_METRICS:
         return None
-    net = options.get('net', arguments.get('net')) if 'net' in arguments else None
+    net = options.get('net', accepted.get('net')) if 'net' in accepted else None
     arch = metric_backbone(metric_type, net, f'{key}.net')
     request = BackboneRequest(key, arch, options.get('backbone_path'), path_key or f'{key}.backbone_path')
     return PerceptualMetricUse(metric_type, net, request)

@@ -7,7 +7,8 @@ has had no release since 2021. torchmetrics is imported when a metric network is
 
 Both functions take BasicSR's metric arguments (``img``, ``img2``, ``crop_border``, ``input_order``; HWC BGR images
 in [0, 255], uint8 or float, as ``SRModel.nondist_validation`` passes them) and return a float; lower is better.
-The networks are built once per backbone file (:func:`metric_network`) and reused.
+The networks are built once per backbone file (:func:`metric_network`) and reused; a metric looks its file up once
+per backbone option and device.
 """
 
 import os
@@ -96,14 +97,23 @@ def prepare_metric_networks(uses, other_requests=()):
         metric_network(use.metric_type, use.net, found[use.request], use.request.key)
 
 
+# Metric networks ready on their device, by (metric type, LPIPS net, backbone file given or torchvision's cache
+# folder, device): a metric called once per image looks its file up once.
+_READY = {}
+
+
 def _network(metric_type, net, backbone_path):
     """The metric network with the backbone at ``backbone_path``, else in torchvision's cache; never downloads."""
-    request = BackboneRequest(metric_type, metric_backbone(metric_type, net), backbone_path, 'backbone_path')
-    path = request.existing_file()
-    if path is None:
-        raise MissingWeightsError(f'missing ImageNet weights: {request.problem()}')
     device = torch.device('cuda', torch.cuda.current_device()) if torch.cuda.is_available() else torch.device('cpu')
-    return metric_network(metric_type, net, path, metric_type).to(device)
+    place = os.path.abspath(backbone_path) if backbone_path else torch.hub.get_dir()
+    ready_key = (metric_type, net, place, device)
+    if ready_key not in _READY:
+        request = BackboneRequest(metric_type, metric_backbone(metric_type, net), backbone_path, 'backbone_path')
+        path = request.existing_file()
+        if path is None:
+            raise MissingWeightsError(f'missing ImageNet weights: {request.problem()}')
+        _READY[ready_key] = metric_network(metric_type, net, path, metric_type).to(device)
+    return _READY[ready_key]
 
 
 def image_tensor(img, crop_border, input_order):

@@ -12,11 +12,9 @@ and LPIPS and DISTS where their weights are found, and its report says why a met
 from dataclasses import dataclass
 from pathlib import Path
 
-from basicsr.archs import vgg_arch
-
 from san_plugin.benchmark.metrics import QUALITY_METRICS, metric_spec, prepare_metrics
 from san_plugin.data.images import ImageError, list_images, read_image
-from san_plugin.metrics.backbones import BackboneRequest, MissingWeightsError, WeightsFileError, locate_backbones
+from san_plugin.metrics.backbones import MissingWeightsError, WeightsFileError, perceptual_loss_request
 from san_plugin.study.options import MIN_EFFECT, StudyError
 
 # name -> (label, better, digits of the report, unit)
@@ -122,18 +120,10 @@ def resolve_metrics(study):
     return StudyMetrics(specs, skipped)
 
 
-def perceptual_loss_request(study):
-    """The VGG19 file of the GAN stage's perceptual loss (BasicSR reads ``experiments/pretrained_models`` first), or
-    None when the study has none."""
-    if study.gan is None or not study.gan['perceptual_weight']:
-        return None
-    return BackboneRequest('gan.perceptual_weight', 'vgg19', also_read=(vgg_arch.VGG_PRETRAIN_PATH,))
-
-
 def check_weights(study, metrics):
     """Stop the study before any training when a metric's or the perceptual loss's ImageNet weights are missing or
     bad (:mod:`san_plugin.metrics.backbones`: found, else downloaded into torchvision's cache as the libraries would;
-    the metric networks are built from them).
+    the metric networks are built from them). The missing files are named together in one message.
 
     Args:
         study (Study): The study.
@@ -142,11 +132,10 @@ def check_weights(study, metrics):
     Raises:
         StudyError: Naming the study file, each missing file, the key that asked for it and where to put it.
     """
-    loss = perceptual_loss_request(study)
+    with_loss = study.gan is not None and study.gan['perceptual_weight']
+    loss = [perceptual_loss_request('gan.perceptual_weight')] if with_loss else []
     try:
-        if loss is not None:
-            locate_backbones([loss])
-        prepare_metrics(metrics.specs)
+        prepare_metrics(metrics.specs, loss)
     except (MissingWeightsError, WeightsFileError) as error:
         hint = (
             ' (gan.perceptual_weight: 0 trains without the perceptual loss)' if 'gan.perceptual' in str(error) else ''

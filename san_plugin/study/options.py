@@ -104,7 +104,7 @@ import yaml
 from basicsr.archs.vgg_arch import NAMES as VGG_LAYERS
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from san_plugin.benchmark.metrics import metric_spec
+from san_plugin.benchmark.metrics import parse_metric_specs
 from san_plugin.benchmark.models import GAN_GT_SIZES
 from san_plugin.data.prepare import SUPPORTED_SCALES, PrepareDataError, list_input_images
 from san_plugin.models.san_gan_model import FIXED_INPUT_SIZE
@@ -377,18 +377,12 @@ MIN_EFFECT = {'ssim': 0.001, 'lpips': 0.01, 'dists': 0.01, 'niqe': 0.1}
 
 
 def _metrics(value, source, key):
-    """The perceptual metrics asked for: a list of names or a mapping name -> options (or null), as MetricSpecs."""
-    if isinstance(value, list):
-        value = dict.fromkeys(value)
-    if not isinstance(value, dict):
-        _fail(source, key, f'expected a list of metric names or a mapping name -> options, got {value!r}')
-    specs = []
-    for name, options in value.items():
-        try:
-            specs.append(metric_spec(str(name), options or {}, f'{key}.{name}', None))
-        except ValueError as error:
-            _fail(source, '', str(error))
-    return specs
+    """The perceptual metrics asked for: a list of names or a mapping name -> options (or null), as MetricSpecs
+    (:func:`san_plugin.benchmark.metrics.parse_metric_specs`, which names the key)."""
+    try:
+        return parse_metric_specs(value, where=key)
+    except ValueError as error:
+        _fail(source, '', str(error))
 
 
 # The top level; the executor keys are read by parse_execution.

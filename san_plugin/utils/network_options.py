@@ -9,12 +9,10 @@ Every message names where the block comes from (a file and its key path, or a fl
 ``train.yml: network_g.num_feats: SAN has no option 'num_feats' (options: ...)``.
 """
 
-import inspect
-
 import yaml
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from san_plugin.utils.arch_arguments import constructor_arguments
+from san_plugin.utils.arch_arguments import option_problems
 from san_plugin.utils.yaml_errors import describe_yaml_error
 
 
@@ -91,15 +89,12 @@ def check_network_opt(network_opt, where, allow_unregistered=False):
     if allow_unregistered and isinstance(arch_type, str) and _lookup(arch_type) is None:
         return None
     network_class = registered_arch(arch_type, where)
-    arguments, takes_any = constructor_arguments(network_class)
-    unknown = [] if takes_any else [key for key in network_opt if key != 'type' and key not in arguments]
+    arguments, unknown, missing = option_problems(network_class, [key for key in network_opt if key != 'type'])
     if unknown:
         others = f', nor {", ".join(map(repr, unknown[1:]))}' if unknown[1:] else ''
         raise NetworkOptionError(
             where, f'{arch_type} has no option {unknown[0]!r}{others} (options: {", ".join(arguments)})', unknown[0]
         )
-    missing = [name for name, default in arguments.items() if default is inspect.Parameter.empty]
-    missing = [name for name in missing if name not in network_opt]
     if missing:
         raise NetworkOptionError(where, f'missing option(s) {", ".join(missing)} ({arch_type} has no default for them)')
     return network_class
