@@ -7,12 +7,12 @@ covered at once; give it tiny options in ``TINY_OPTIONS`` (otherwise it runs at 
 """
 
 import inspect
-import itertools
 
 import pytest
 import torch
 from basicsr.archs import build_network
 from basicsr.utils.registry import ARCH_REGISTRY
+from helpers.san import COMBINATIONS, randomise_zero_parameters
 from torch.nn import functional as F
 
 import san_plugin  # noqa: F401  (registers the archs)
@@ -36,16 +36,10 @@ TINY_OPTIONS = {
     'DRLN': {'num_feat': 16, 'squeeze_factor': 1},
     'RCAN': {'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 16, 'num_group': 2, 'num_block': 1, 'squeeze_factor': 1},
 }
-SAN_SWITCHES = {
-    'channel_attention': ('second_order', 'first_order', 'laplacian', 'none'),
-    'attention_placement': ('group', 'block'),
-    'use_nonlocal': (True, False),
-    'share_source_skip': (True, False),
-}
 # The variants of each network (its defaults alone when it has none here): every combination of SAN's switches
 # (the defaults among them), DRLN's authors' depth and shallower cascades with and without the upsampler's ReLU.
 VARIANTS = {
-    'SAN': [dict(zip(SAN_SWITCHES, values)) for values in itertools.product(*SAN_SWITCHES.values())],
+    'SAN': COMBINATIONS,
     'DRLN': [{}, {'cascade_sizes': [2, 2]}, {'cascade_sizes': [2, 2], 'upsample_relu': False}],
 }
 # (batch, height, width): odd sides in inference, odd and even in training.
@@ -69,16 +63,6 @@ CASES = [
     for variant in VARIANTS.get(network, [{}])
     for scale in SUPPORTED_SCALES
 ]
-
-
-def randomise_zero_parameters(net):
-    """Give parameters initialised to zero (SAN's non-local output and share-source weight) random values, so that the
-    gradient reaches the layers behind them."""
-    with torch.no_grad():
-        for param in net.parameters():
-            if not param.any():
-                param.normal_(0, 0.1)
-    return net
 
 
 def test_the_registry_gives_the_plugins_networks_and_not_its_blocks():

@@ -6,7 +6,9 @@ every input before writing and stops naming the file (exit 1); ``tools/benchmark
 used to crash the interpreter with a segmentation fault.
 """
 
+import errno
 import os
+import pathlib
 import re
 import subprocess
 import sys
@@ -29,26 +31,34 @@ NOT_UTF8_NAME = os.fsdecode(b'caf\xe9.png')  # 'café.png' with its name in lati
 PROGRESS_BAR = re.compile(r'^(Upscaling|Check HR images): +\d+%\|')
 
 
-def write_unreadable(path):
+def write_unreadable(path, monkeypatch):
     path.write_bytes(png_bytes())
     path.chmod(0)
-    if os.access(path, os.R_OK):
-        pytest.skip('this user reads files whatever their permissions (root)')
+    if os.access(path, os.R_OK):  # root reads files whatever their permissions: refuse it as the system would
+        read_bytes = pathlib.Path.read_bytes
+
+        def refused(self):
+            if self.absolute() == path.absolute():
+                raise PermissionError(errno.EACCES, 'Permission denied', str(self))
+            return read_bytes(self)
+
+        monkeypatch.setattr(pathlib.Path, 'read_bytes', refused)
 
 
-# case -> (file name, how to make it, the message's words: the same in each tool, or by tool for the tools it is in)
+# case -> (file name, how to make it (given the path and the test's monkeypatch), the message's words: the same in each
+# tool, or by tool for the tools it is in)
 BAD_FILES = {
-    'truncated': ('truncated.png', lambda p: p.write_bytes(png_bytes()[:-40]), 'is not a readable image'),
-    'corrupt': ('corrupt.png', lambda p: p.write_bytes(corrupt_png()), 'is not a readable image'),
-    'empty': ('empty.png', lambda p: p.write_bytes(b''), 'is empty (0 bytes)'),
-    'not an image': ('notes.jpg', lambda p: p.write_text('shopping list'), 'is not a readable image'),
-    'huge header': ('huge.png', lambda p: p.write_bytes(huge_header_png()), 'header claims more pixels than OpenCV'),
-    'folder named x.png': ('folder.png', lambda p: p.mkdir(), 'is a folder, not an image file'),
-    'dangling link': ('link.png', lambda p: p.symlink_to(p.parent / 'gone.png'), 'No such file or directory'),
+    'truncated': ('truncated.png', lambda p, _: p.write_bytes(png_bytes()[:-40]), 'is not a readable image'),
+    'corrupt': ('corrupt.png', lambda p, _: p.write_bytes(corrupt_png()), 'is not a readable image'),
+    'empty': ('empty.png', lambda p, _: p.write_bytes(b''), 'is empty (0 bytes)'),
+    'not an image': ('notes.jpg', lambda p, _: p.write_text('shopping list'), 'is not a readable image'),
+    'huge header': ('huge.png', lambda p, _: p.write_bytes(huge_header_png()), 'header claims more pixels than OpenCV'),
+    'folder named x.png': ('folder.png', lambda p, _: p.mkdir(), 'is a folder, not an image file'),
+    'dangling link': ('link.png', lambda p, _: p.symlink_to(p.parent / 'gone.png'), 'No such file or directory'),
     'unreadable': ('locked.png', write_unreadable, 'Permission denied'),
     'float32 pixels': (
         'float.tiff',
-        lambda p: p.write_bytes(cv2.imencode('.tiff', np.full((6, 5, 3), 0.5, np.float32))[1].tobytes()),
+        lambda p, _: p.write_bytes(cv2.imencode('.tiff', np.full((6, 5, 3), 0.5, np.float32))[1].tobytes()),
         {
             'inference': 'float32 pixels are not supported',
             'prepare_data': 'is not a readable image',
@@ -57,7 +67,7 @@ BAD_FILES = {
     ),
     'grey and alpha': (  # .pam is no image suffix: only inference, which tries every file, reads it
         'grey_alpha.pam',
-        lambda p: p.write_bytes(
+        lambda p, _: p.write_bytes(
             b'P7\nWIDTH 5\nHEIGHT 6\nDEPTH 2\nMAXVAL 255\nTUPLTYPE GRAYSCALE_ALPHA\nENDHDR\n' + bytes(60)
         ),
         {'inference': '2 channels are not supported'},
@@ -83,8 +93,15 @@ def weights(tmp_path_factory):
 
 def snapshot(folder):
     """Every entry of ``folder`` with its content (None for what is not a readable file)."""
-    return {path.name: path.read_bytes() if path.is_file() and os.access(path, os.R_OK) else None
-            for path in folder.iterdir()}  # fmt: skip
+    return {path.name: readable_content(path) for path in folder.iterdir()}
+
+
+def readable_content(path):
+    """The content of the file ``path``; None for a folder, a dangling link or a file it may not read."""
+    try:
+        return path.read_bytes() if path.is_file() else None
+    except PermissionError:
+        return None
 
 
 def message_lines(err):
@@ -113,7 +130,7 @@ TOOLS = {'inference': (run_inference, 1), 'prepare_data': (run_prepare_data, 1),
 
 
 @pytest.mark.parametrize(('case', 'tool'), CASES)
-def test_a_bad_image_is_one_line_naming_it(tmp_path, capfd, weights, case, tool):
+def test_a_bad_image_is_one_line_naming_it(tmp_path, capfd, monkeypatch, weights, case, tool):
     name, make, words = BAD_FILES[case]
     expected = words if isinstance(words, str) else words[tool]
     folder = tmp_path / 'in'
@@ -121,7 +138,7 @@ def test_a_bad_image_is_one_line_naming_it(tmp_path, capfd, weights, case, tool)
     for index, good in enumerate(GOOD_NAMES):
         (folder / good).write_bytes(png_bytes(seed=index))
     bad = folder / name
-    make(bad)
+    make(bad, monkeypatch)
     before = snapshot(folder)
     run, status = TOOLS[tool]
     out = tmp_path / 'out'

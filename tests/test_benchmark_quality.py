@@ -3,7 +3,6 @@
 import argparse
 import csv
 import json
-import sys
 from unittest import mock
 
 import cv2
@@ -11,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO_ROOT
+from conftest import load_tool
 
 from san_plugin.archs.san_arch import SAN
 from san_plugin.benchmark import quality
@@ -21,8 +20,7 @@ from san_plugin.benchmark.quality_options import read_options_file
 from san_plugin.benchmark.report import markdown_table
 from san_plugin.data.images import bicubic_resize
 
-sys.path.insert(0, str(REPO_ROOT / 'tools'))
-import benchmark  # noqa: E402
+benchmark = load_tool('benchmark')
 
 TINY = {'num_feat': 16, 'num_group': 1, 'num_block': 1, 'squeeze_factor': 4}
 ROW_KEYS = {'model', 'dataset', 'scale', 'psnr', 'ssim', 'params', 'flops', 'flops_input', 'latency_ms', 'device',

@@ -5,12 +5,11 @@ import copy
 import json
 import math
 import re
-import sys
 
 import pytest
 import torch
 from basicsr.archs import build_network
-from conftest import REPO_ROOT, load_fixture
+from conftest import load_fixture, load_tool
 
 from san_plugin.benchmark import gan_step, models
 from san_plugin.benchmark.flops import count_params
@@ -25,8 +24,7 @@ from san_plugin.benchmark.speed import (
     variants_from_flags,
 )
 
-sys.path.insert(0, str(REPO_ROOT / 'tools'))
-import benchmark  # noqa: E402
+benchmark = load_tool('benchmark')
 
 TINY = {
     'san': {'type': 'SAN', 'num_feat': 16, 'num_group': 1, 'num_block': 1, 'squeeze_factor': 4},

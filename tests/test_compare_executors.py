@@ -29,45 +29,9 @@ from san_plugin.study.slurm import RunJob, slurm_error_key
 from san_plugin.study.work import Placement, RunTask, TrainingStopped, produce_outcome
 
 
-@pytest.mark.parametrize(
-    'path, value, message',
-    [
-        (('executor',), 'kubernetes', "study: executor: unknown executor 'kubernetes' (known: local, slurm)"),
-        (('max_parallel',), 0, 'study: max_parallel: expected an integer >= 1, got 0'),
-        (('gpus_per_run',), -1, 'study: gpus_per_run: expected an integer >= 0'),
-        (('runs_per_gpu',), 0, 'study: runs_per_gpu: expected an integer >= 1'),
-        (('evaluate',), 'nowhere', "study: evaluate: expected one of job, local, got 'nowhere'"),
-        (('slurm',), {'partition': 'gpu'}, 'study: slurm: read by executor: slurm only'),
-    ],
-)
-def test_bad_executor_keys_name_the_key(tiny_study, path, value, message):
-    with pytest.raises(StudyError) as error:
-        parse_study(changed(tiny_study, path, value))
-    assert message in str(error.value)
-
-
-@pytest.mark.parametrize(
-    'slurm, message',
-    [
-        ({'partitions': 'gpu'}, 'study: slurm.partitions: unknown key'),
-        ({'time': 'soon'}, "study: slurm.time: expected minutes (an integer > 0) or 'H:MM:SS', got 'soon'"),
-        ({'max_parallel': 0}, 'study: slurm.max_parallel: expected an integer >= 1, got 0'),
-        ({'max_retries': -1}, 'study: slurm.max_retries: expected an integer >= 0, got -1'),
-        ({'gpus_per_run': 'two'}, "study: slurm.gpus_per_run: expected an integer >= 0, got 'two'"),
-        ({'sbatch': ['--exclusive']}, 'study: slurm.sbatch: expected a mapping of sbatch parameters'),
-    ],
-)
-def test_bad_slurm_keys_name_the_key(tiny_study, slurm, message):
-    with pytest.raises(StudyError) as error:
-        parse_study({**tiny_study, 'executor': 'slurm', 'slurm': slurm})
-    assert message in str(error.value)
-
-
 def test_slurm_block_defaults_and_time(tiny_study):
     study = parse_study({**tiny_study, 'executor': 'slurm', 'slurm': {'time': '1-02:00:30', 'partition': 'debug'}})
     assert study.execution.slurm['time'] == (26 * 60 + 1) and study.execution.slurm['max_retries'] == 2
-    with pytest.raises(StudyError, match='study: max_parallel: read by executor: local only; .* slurm.max_parallel'):
-        parse_study({**tiny_study, 'executor': 'slurm', 'max_parallel': 2})
     override_max_parallel(study, 4)  # tools/compare.py --max-parallel
     assert study.execution.slurm['max_parallel'] == 4 and study.execution.max_parallel is None
 

@@ -1,12 +1,10 @@
 """tools/inference.py: a folder with a non-image, grey, RGB, RGBA and 16-bit PNGs; outputs match the network."""
 
-import importlib.util
-
 import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REPO_ROOT
+from conftest import load_tool
 
 import san_plugin  # noqa: F401  (registers the archs)
 from san_plugin.archs.san_arch import SAN
@@ -18,10 +16,7 @@ SCALE = 2
 
 @pytest.fixture(scope='module')
 def inference_tool():
-    spec = importlib.util.spec_from_file_location('inference_tool', REPO_ROOT / 'tools' / 'inference.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('inference')
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 """tools/prepare_data.py: MATLAB-bicubic LR, sub-image LMDBs that BasicSR reads, benchmark sets, safe re-runs."""
 
-import importlib.util
 import logging
 import subprocess
 import sys
@@ -12,7 +11,7 @@ import pytest
 from basicsr.data import build_dataset
 from basicsr.data.transforms import mod_crop
 from basicsr.utils.matlab_functions import imresize
-from conftest import REPO_ROOT, require_shared
+from conftest import REPO_ROOT, load_tool, require_shared
 
 import san_plugin  # noqa: F401  (registers CheckedPairedImageDataset)
 from san_plugin.data.prepare import (
@@ -26,13 +25,6 @@ from san_plugin.utils.atomic_save import is_temporary
 
 CLI = REPO_ROOT / 'tools' / 'prepare_data.py'
 SMALL = {'scales': [2, 4], 'crop_size': 48, 'step': 24}  # 96x80 images: 2 x 3 sub-images each
-
-
-def load_cli():
-    spec = importlib.util.spec_from_file_location('prepare_data_cli', CLI)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_images(folder, sizes, seed=0):
@@ -168,7 +160,9 @@ def test_truncated_input_stops_before_writing_anything(hr_folder, tmp_path, caps
     bad.write_bytes(bad.read_bytes()[:300])
     out = tmp_path / 'datasets'
     with pytest.raises(SystemExit) as exit_info:
-        load_cli().main(['train', '--input', str(hr_folder), '--output-root', str(out), '--workers', '1'])
+        load_tool('prepare_data').main(
+            ['train', '--input', str(hr_folder), '--output-root', str(out), '--workers', '1']
+        )
     assert exit_info.value.code == 1
     assert str(bad) in capsys.readouterr().err
     assert not out.exists()
@@ -201,7 +195,7 @@ def test_cli_errors_name_the_flag_or_path(hr_folder, tmp_path, capsys, args, exp
     (tmp_path / 'empty').mkdir()
     args = [arg.format(tmp=tmp_path) for arg in args]
     with pytest.raises(SystemExit) as exit_info:
-        load_cli().main(['train', *args, '--output-root', str(tmp_path / 'out'), '--workers', '1'])
+        load_tool('prepare_data').main(['train', *args, '--output-root', str(tmp_path / 'out'), '--workers', '1'])
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
     for text in expected:
@@ -213,7 +207,9 @@ def test_file_names_that_cannot_be_lmdb_keys_are_refused(tmp_path, capsys):
     folder = write_images(tmp_path / 'HR', [(48, 48)])
     (folder / '0000.png').rename(folder / 'my photo.png')
     with pytest.raises(SystemExit):
-        load_cli().main(['train', '--input', str(folder), '--output-root', str(tmp_path / 'out'), '--crop-size', '48'])
+        load_tool('prepare_data').main(
+            ['train', '--input', str(folder), '--output-root', str(tmp_path / 'out'), '--crop-size', '48']
+        )
     assert 'my photo.png' in capsys.readouterr().err
 
 

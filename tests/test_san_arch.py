@@ -1,7 +1,6 @@
 """SAN and its blocks: any input size, stability, mixed precision, ablation switches. The output shape at every scale
 and the gradients of every switch combination: ``test_archs``."""
 
-import itertools
 import re
 
 import numpy as np
@@ -11,6 +10,7 @@ import torch
 import yaml
 from basicsr.archs import build_network
 from basicsr.utils.options import ordered_yaml
+from helpers.san import COMBINATIONS, randomise_zero_parameters
 
 import san_plugin  # noqa: F401  (registers the archs)
 from san_plugin.archs import drln_arch
@@ -30,30 +30,12 @@ VARIANTS = {
     'no_share_source_skip': {'share_source_skip': False},
     'all_off': {'channel_attention': 'none', 'use_nonlocal': False, 'share_source_skip': False},
 }
-# Every combination of the switches.
-SWITCHES = {
-    'channel_attention': ('second_order', 'first_order', 'laplacian', 'none'),
-    'attention_placement': ('group', 'block'),
-    'use_nonlocal': (True, False),
-    'share_source_skip': (True, False),
-}
-COMBINATIONS = [dict(zip(SWITCHES, values)) for values in itertools.product(*SWITCHES.values())]
 COMBINATION_IDS = ['-'.join(str(v) for v in combination.values()) for combination in COMBINATIONS]
-
-
-def randomise_zero_init(net):
-    """Give the zero-initialised layers (non-local output, shared-source weight) random values, where they exist."""
-    with torch.no_grad():
-        if net.non_local is not None:
-            net.non_local.conv_out.weight.normal_(0, 0.1)
-        if net.gamma is not None:
-            net.gamma.fill_(0.3)
-    return net
 
 
 def tiny_san(upscale=2):
     """The tiny SAN at ``upscale``, its zero-initialised layers randomised, in eval mode."""
-    return randomise_zero_init(build_network({**TINY, 'upscale': upscale})).eval()
+    return randomise_zero_parameters(build_network({**TINY, 'upscale': upscale})).eval()
 
 
 def paper_keys(num_group, num_block, upsample_convs):

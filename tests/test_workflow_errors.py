@@ -5,39 +5,9 @@ import re
 import cv2
 import numpy as np
 import pytest
-from helpers.workflow import TINY_SAN, describe, make_pairs, run_python, train_options, write_options
+from helpers.workflow import describe, make_pairs, run_python, train_options, write_options
 
-from san_plugin.compat.network_options import check_network_options
 from san_plugin.compat.paths import check_path_options
-
-
-def with_network(**changes):
-    return {'network_g': {**TINY_SAN, **changes}}
-
-
-@pytest.mark.parametrize(
-    'opt, message',
-    [
-        (with_network(num_feats=16), r"train.yml: network_g.num_feats: SAN has no option 'num_feats'"),
-        ({'network_g': {'type': 'RCAN'}}, r'train.yml: network_g: missing option\(s\) num_in_ch, num_out_ch'),
-        ({'network_g': {'num_feat': 16}}, r'train.yml: network_g.type: missing \(the arch name'),
-        ({'network_d': {'type': 'SAN', 'scale': 2}}, r"train.yml: network_d.scale: SAN has no option 'scale'"),
-    ],
-)
-def test_network_options_are_checked_against_the_arch(opt, message):
-    with pytest.raises(ValueError, match=message):
-        check_network_options(opt, 'train.yml')
-
-
-def test_valid_network_options_pass():
-    check_network_options(with_network(), 'train.yml')
-    network_g = {'type': 'RCAN', 'num_in_ch': 3, 'num_out_ch': 3}
-    check_network_options({'network_g': network_g, 'network_x': None}, 'train.yml')
-
-
-def test_archs_not_registered_yet_are_left_to_basicsr():
-    # Projects may register their archs after the options are parsed; BasicSR accepts such options, so must we.
-    check_network_options(with_network(type='RegisteredLater', any_key=1), 'train.yml')
 
 
 @pytest.mark.slow
