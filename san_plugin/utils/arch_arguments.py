@@ -26,7 +26,7 @@ def option_problems(function, options, set_by_caller=(), any_key_with_kwargs=Tru
 
     Args:
         function (callable): What the options are passed to as keyword arguments.
-        options (Iterable[str]): The names of the options given.
+        options (Collection[str]): The names of the options given.
         set_by_caller (tuple[str]): Arguments the caller passes itself: neither accepted as options nor missing.
             Default: ().
         any_key_with_kwargs (bool): Accept any option when ``function`` takes ``**kwargs``, as BasicSR's
@@ -40,5 +40,5 @@ def option_problems(function, options, set_by_caller=(), any_key_with_kwargs=Tru
     accepted = {name: default for name, default in arguments.items() if name not in set_by_caller}
     accept_any = takes_any and any_key_with_kwargs
     unknown = [name for name in options if name in set_by_caller or not (name in accepted or accept_any)]
-    missing = [name for name, default in accepted.items() if default is inspect.Parameter.empty]
-    return accepted, unknown, [name for name in missing if name not in options]
+    missing = [name for name, default in accepted.items() if default is inspect.Parameter.empty and name not in options]
+    return accepted, unknown, missing
