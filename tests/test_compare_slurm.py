@@ -64,6 +64,23 @@ def state_files(folder, run):
     return sorted((folder / 'experiments' / run / 'training_states').glob('*.state'))
 
 
+def suspended_unfinished_run(folder, env):
+    """(run, job id) of a running job suspended with a checkpoint and its training unfinished, or None.
+
+    The job is suspended before its last iteration is looked for, so that it cannot finish between that look and a
+    scancel; a job found finished is resumed."""
+    for run in RUNS:
+        ids = job_ids(folder, run)
+        if not ids or not state_files(folder, run):
+            continue
+        if subprocess.run(['scontrol', 'suspend', ids[-1]], env=env, capture_output=True).returncode != 0:
+            continue  # not running any more (or not yet)
+        if not (folder / 'experiments' / run / 'models' / 'net_g_200.pth').exists():
+            return run, ids[-1]
+        subprocess.run(['scontrol', 'resume', ids[-1]], env=env, capture_output=True, check=False)
+    return None
+
+
 def test_study_through_slurm_survives_a_killed_dispatcher_and_a_scancel(slurm_cluster, tmp_path, tiny_memory_records):
     tiny_memory_records(tmp_path / 'report')
     study = tmp_path / 'study.yml'
@@ -92,14 +109,9 @@ def test_study_through_slurm_survives_a_killed_dispatcher_and_a_scancel(slurm_cl
             for job in jobs:
                 subprocess.run(['scontrol', action, job], env=env, capture_output=True, check=False)
         # scancel a run seen with a checkpoint and not finished yet: it must resume from that checkpoint
-        victim = wait_for(
-            lambda: next((r for r in RUNS if state_files(tmp_path, r) and not (tmp_path / 'experiments' / r /
-                                                                             'models' / 'net_g_200.pth').exists()),
-                         None),
-            120,
-            'a checkpoint of a running job',
-        )  # fmt: skip
-        cancelled = job_ids(tmp_path, victim)[-1]
+        victim, cancelled = wait_for(
+            lambda: suspended_unfinished_run(tmp_path, env), 120, 'a checkpoint of a running job'
+        )
         subprocess.run(['scancel', cancelled], env=env, check=True)
         second.wait(timeout=240)
     output = output_path.read_text()
